@@ -1,0 +1,250 @@
+"""Settings: read from the environment once, validated, then passed down.
+
+Nothing else in the server reads ``os.environ``: ``gunicorn.conf.py`` and
+``create_app`` both call :func:`load_settings`, so a bad value fails at boot
+with one line that names it, never as a traceback inside a request.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from plans import Plan, PlanError, parse_plans
+
+SECRET_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+BOT_TOKEN_PATTERN = re.compile(r"\d+:[A-Za-z0-9_-]+")
+LOCAL_DATABASE_FILE = "bot.sqlite3"
+
+# Connections a worker keeps beside its request threads, for its own
+# background work (outbox senders, the sweep timer). Background threads take a
+# slot from a semaphore of this size before touching the database, so request
+# threads never queue behind them for a pooled connection.
+BACKGROUND_CONNECTIONS = 2
+# Each worker's /health probe has its own one-connection engine.
+HEALTH_PROBE_CONNECTIONS = 1
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is the one line an operator reads."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot_token: str
+    webhook_secret: str
+    database_url: str
+    migration_database_url: str
+    telegram_api_url: str = "https://api.telegram.org"
+    port: int = 8000
+    web_concurrency: int = 2
+    gunicorn_threads: int = 4
+    channel_id: int | None = None
+    admin_ids: frozenset[int] = frozenset()
+    plans: tuple[Plan, ...] = ()
+    db_max_connections: int = 20
+    db_pool_timeout: float = 3.0
+    db_pool_recycle: int = 300
+    db_connect_timeout: int = 3
+    db_statement_timeout_ms: int = 5000
+    db_idle_in_transaction_timeout_ms: int = 10000
+    telegram_connect_timeout: float = 3.05
+    telegram_read_timeout: float = 10.0
+    outbox_senders: int = 4
+    outbox_poll_seconds: float = 2.0
+    watchdog_threshold_seconds: float = 30.0
+    gunicorn_timeout: int = 30
+    max_requests: int = 2000
+    control_socket: str | None = None
+    log_level: str = "INFO"
+    start_background: bool = True
+
+    @property
+    def is_local(self) -> bool:
+        """Local mode: the embedded SQLite database, for trying the server out."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def pool_size(self) -> int:
+        return self.gunicorn_threads + BACKGROUND_CONNECTIONS
+
+    @property
+    def max_overflow(self) -> int:
+        # Overflow connections would be invisible to the budget: none.
+        return 0
+
+    @property
+    def connections_per_worker(self) -> int:
+        return self.pool_size + self.max_overflow + HEALTH_PROBE_CONNECTIONS
+
+    @property
+    def connections_needed(self) -> int:
+        return self.web_concurrency * self.connections_per_worker
+
+    def describe_pool(self) -> str:
+        return (
+            f"workers={self.web_concurrency} threads={self.gunicorn_threads} "
+            f"pool_size={self.pool_size} max_overflow={self.max_overflow} "
+            f"health_probe={HEALTH_PROBE_CONNECTIONS} "
+            f"connections={self.connections_needed}/{self.db_max_connections} (DB_MAX_CONNECTIONS)"
+        )
+
+
+def normalize_database_url(url: str) -> str:
+    """Pin PostgreSQL URLs to psycopg2.
+
+    Railway hands out ``postgres://``; SQLAlchemy 2.1 maps a bare
+    ``postgresql://`` to psycopg 3, which is not what we install.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"DATABASE_URL is not a URL (expected postgresql://user:pass@host/db)")
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    if scheme.startswith("sqlite"):
+        return url
+    raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported: use postgresql:// (or postgres://)")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigError(f"{name}={value} must be {bounds}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _admin_ids(raw: str) -> frozenset[int]:
+    ids = set()
+    for part in raw.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not re.fullmatch(r"\d{1,20}", part):
+            raise ConfigError(f"ADMIN_IDS must be comma-separated Telegram user ids, got {part!r}")
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def _channel_id(raw: str | None) -> int | None:
+    if raw is None or raw.strip() == "":
+        return None
+    if not re.fullmatch(r"-?\d{1,20}", raw.strip()):
+        raise ConfigError(f"CHANNEL_ID must be a numeric chat id such as -1001234567890, got {raw!r}")
+    return int(raw)
+
+
+def _api_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"TELEGRAM_API_URL={raw!r} is not an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _check_secrets(bot_token: str, webhook_secret: str, local: bool) -> None:
+    if not local:
+        if not bot_token:
+            raise ConfigError("BOT_TOKEN is required (from @BotFather)")
+        if not webhook_secret:
+            raise ConfigError("WEBHOOK_SECRET is required: 1-256 characters of A-Za-z0-9_-")
+    if bot_token and not BOT_TOKEN_PATTERN.fullmatch(bot_token):
+        raise ConfigError("BOT_TOKEN is malformed (expected <digits>:<letters, digits, _ or ->)")
+    if webhook_secret and not SECRET_TOKEN_PATTERN.fullmatch(webhook_secret):
+        raise ConfigError("WEBHOOK_SECRET must be 1-256 characters of A-Za-z0-9_- (Telegram's secret_token rule)")
+
+
+def _check_budget(settings: Settings) -> None:
+    if settings.is_local:
+        return
+    if settings.connections_needed > settings.db_max_connections:
+        raise ConfigError(
+            "connection budget exceeded: "
+            f"{settings.web_concurrency} workers x ({settings.pool_size} pool + {settings.max_overflow} overflow "
+            f"+ {HEALTH_PROBE_CONNECTIONS} health probe) = {settings.connections_needed} connections "
+            f"> DB_MAX_CONNECTIONS={settings.db_max_connections}; "
+            "lower WEB_CONCURRENCY or GUNICORN_THREADS, or raise DB_MAX_CONNECTIONS"
+        )
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Build and validate settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    raw_db_url = env.get("DATABASE_URL", "").strip()
+    database_url = normalize_database_url(raw_db_url) if raw_db_url else f"sqlite:///{LOCAL_DATABASE_FILE}"
+    unpooled = env.get("DATABASE_UNPOOLED_URL", "").strip()
+    local = database_url.startswith("sqlite")
+    bot_token = env.get("BOT_TOKEN", "").strip()
+    webhook_secret = env.get("WEBHOOK_SECRET", "").strip()
+    _check_secrets(bot_token, webhook_secret, local)
+    try:
+        plans = parse_plans(env.get("PLANS"))
+    except PlanError as exc:
+        raise ConfigError(f"PLANS is invalid: {exc}") from None
+    values = dict(
+        bot_token=bot_token,
+        webhook_secret=webhook_secret,
+        database_url=database_url,
+        migration_database_url=normalize_database_url(unpooled) if unpooled else database_url,
+        telegram_api_url=_api_url(env.get("TELEGRAM_API_URL", "https://api.telegram.org").strip()),
+        port=_int(env, "PORT", 8000, 1, 65535),
+        web_concurrency=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
+        gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, 1, 256),
+        channel_id=_channel_id(env.get("CHANNEL_ID")),
+        admin_ids=_admin_ids(env.get("ADMIN_IDS", "")),
+        plans=plans,
+        db_max_connections=_int(env, "DB_MAX_CONNECTIONS", 20, 1),
+        db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
+        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000, 100),
+        telegram_read_timeout=_float(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
+        outbox_senders=_int(env, "OUTBOX_SENDERS", 4, 1, 64),
+        watchdog_threshold_seconds=_float(env, "WATCHDOG_SECONDS", 30.0, 0.1),
+        gunicorn_timeout=_int(env, "GUNICORN_TIMEOUT", 30, 1),
+        max_requests=_int(env, "MAX_REQUESTS", 2000, 0),
+        control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+    )
+    values.update(overrides)
+    settings = Settings(**values)
+    _check_budget(settings)
+    return settings
+
+
+def load_settings_or_exit(env: Mapping[str, str] | None = None) -> Settings:
+    """For process start: one clear line on stderr and exit status 2 on bad configuration."""
+    try:
+        return load_settings(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def replace(settings: Settings, **changes) -> Settings:
+    """A copy with changes, validated again (used by tests and the CLI)."""
+    updated = dataclasses.replace(settings, **changes)
+    _check_budget(updated)
+    return updated
+
+
+__all__ = ["ConfigError", "Settings", "load_settings", "load_settings_or_exit", "normalize_database_url", "replace"]

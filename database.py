@@ -1,0 +1,107 @@
+"""Engine options derived from the settings, and what counts as a database outage.
+
+The pool is sized by ``config.Settings`` against the connection budget; here
+it gets the timeouts that make it fail fast instead of queueing for 30 s, and
+each transaction gets server-side time limits.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Engine
+
+from config import Settings
+
+
+def engine_options(settings: Settings) -> dict:
+    if settings.is_local:
+        return {
+            "connect_args": {"timeout": 5, "check_same_thread": False},
+            "pool_size": settings.pool_size,
+            "max_overflow": settings.max_overflow,
+            "pool_timeout": settings.db_pool_timeout,
+        }
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_pre_ping": True,
+        "pool_recycle": settings.db_pool_recycle,
+        "connect_args": {
+            "connect_timeout": settings.db_connect_timeout,
+            # No "-c statement_timeout=..." options here: Railway's PgBouncer
+            # disconnects clients that send startup options. See install_timeouts.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    }
+
+
+def install_timeouts(engine: Engine, settings: Settings) -> None:
+    """Bound every transaction on the server side.
+
+    ``SET LOCAL`` lasts one transaction, so it is safe behind a transaction-mode
+    PgBouncer where session settings would leak to other clients. Both settings
+    travel in one round trip at the start of each transaction.
+    """
+    if engine.dialect.name == "sqlite":
+        _install_sqlite_pragmas(engine)
+        return
+    statement = (
+        f"SET LOCAL statement_timeout = {int(settings.db_statement_timeout_ms)}; "
+        f"SET LOCAL idle_in_transaction_session_timeout = {int(settings.db_idle_in_transaction_timeout_ms)}"
+    )
+
+    @event.listens_for(engine, "begin")
+    def _limit_transaction(connection):
+        connection.exec_driver_sql(statement)
+
+    @event.listens_for(engine, "do_connect")
+    def _name_connection(_dialect, _record, _cargs, cparams):
+        # A startup parameter (PgBouncer passes it on), set per connection so
+        # it names the worker that opened it, not the master that built the engine.
+        cparams["application_name"] = f"bot-worker-{os.getpid()}"
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def is_transient(error: BaseException) -> bool:
+    """An outage of the database or the pool, as opposed to a bug.
+
+    Telegram is told 503 for these and redelivers later; nothing is lost.
+    """
+    if isinstance(error, exc.TimeoutError):  # pool checkout timed out
+        return True
+    if isinstance(error, exc.DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(
+            error, (exc.OperationalError, exc.InterfaceError)
+        )
+    return False
+
+
+class PoolTimeouts:
+    """When checkouts last timed out, for /health's "pool saturated" verdict."""
+
+    def __init__(self):
+        self._last = 0.0
+
+    def record(self) -> None:
+        self._last = time.monotonic()
+
+    def seconds_since_last(self) -> float | None:
+        return None if not self._last else time.monotonic() - self._last
+
+
+pool_timeouts = PoolTimeouts()

@@ -1,0 +1,84 @@
+"""The application factory, and ``app`` for ``gunicorn main:app``.
+
+The factory is a list of small named steps. Configuration is read and
+validated once (config.py) and reaches everything else through
+``app.config["SETTINGS"]`` or an argument.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+import commands
+from background import BackgroundSlots, background_session
+from config import BACKGROUND_CONNECTIONS, Settings, load_settings_or_exit
+from database import engine_options, install_timeouts
+import models
+from extensions import db, migrate
+from health_probe import DatabaseProbe
+from logging_setup import configure_logging
+from outbox_sender import OutboxSender
+from routes import health, webhook
+from telegram_client import BotApiClient, Timeouts
+from timers import PeriodicTask
+from update_ledger import prune_ledger
+from watchdog import Watchdog
+
+MAX_UPDATE_BYTES = 1024 * 1024  # Telegram's updates are far smaller; bigger is not Telegram
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings_or_exit()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(
+        SETTINGS=settings,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
+        MAX_CONTENT_LENGTH=MAX_UPDATE_BYTES,
+    )
+    configure_logging(settings.log_level, [settings.bot_token, settings.webhook_secret])
+    register_extensions(app, settings)
+    register_workers(app, settings)
+    register_blueprints(app)
+    commands.register(app)
+    return app
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    models.load_all()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    with app.app_context():
+        install_timeouts(db.engine, settings)
+        app.extensions["db_probe"] = DatabaseProbe.for_settings(settings, db.engine.url)
+
+
+def register_workers(app: Flask, settings: Settings) -> None:
+    """Background parts, created here and started per worker (lifecycle.start_background)."""
+    client = BotApiClient(
+        settings.telegram_api_url, settings.bot_token,
+        Timeouts(connect=settings.telegram_connect_timeout, read=settings.telegram_read_timeout),
+    )
+    slots = BackgroundSlots(BACKGROUND_CONNECTIONS)
+    app.extensions["telegram_client"] = client
+    app.extensions["background_slots"] = slots
+    app.extensions["outbox_sender"] = OutboxSender(
+        app, client, slots, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds)
+    app.extensions["watchdog"] = Watchdog(settings.watchdog_threshold_seconds)
+    app.extensions["timers"] = [PeriodicTask(app, slots, "prune-ledger", _prune_ledger, every_seconds=3600)]
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(health.bp)
+
+
+def _prune_ledger(app: Flask, slots: BackgroundSlots) -> None:
+    with background_session(app, slots) as session:
+        prune_ledger(session)
+        session.commit()
+
+
+app = create_app()

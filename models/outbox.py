@@ -1,0 +1,59 @@
+"""The durable outbox: every Bot API call the server owes Telegram.
+
+Handlers insert jobs in the update's own transaction, so a call exists if and
+only if the update's effects were committed. Senders claim a job with a lease
+(``locked_until``), call Telegram holding no database connection, then record
+the outcome; a job whose sender died is claimed again once its lease expires.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from extensions import db
+from models.base import AutoId, utcnow
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+
+class OutboxJob(db.Model):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True)
+    # "call" is one Bot API method; other kinds are multi-step domain jobs
+    # (e.g. create an invite link, then send it) that keep progress in ``state``.
+    kind: Mapped[str] = mapped_column(String(32), default="call")
+    # Jobs for one chat are sent in id order, one at a time.
+    chat_id: Mapped[int | None]
+    payload: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[dict | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    source_update_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The senders' claim query only ever looks at pending jobs.
+        Index(
+            "ix_outbox_pending",
+            "not_before",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_outbox_pending_chat",
+            "chat_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )

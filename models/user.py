@@ -1,0 +1,22 @@
+"""A Telegram user who has talked to the bot."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from extensions import db
+from models.base import utcnow
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # Telegram user id
+    username: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str] = mapped_column(String(128), default="")
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    referral_source: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

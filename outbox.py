@@ -1,0 +1,122 @@
+"""The outbox's database side: enqueue in the caller's transaction, claim with a lease, settle.
+
+Every function takes the session and leaves the commit to its caller, so the
+transaction boundary stays visible where the work is done.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from models.base import utcnow
+from models.outbox import DONE, FAILED, PENDING, OutboxJob
+
+LEASE = timedelta(seconds=60)  # longer than any call's connect + read timeout
+GIVE_UP_AFTER = timedelta(hours=24)  # Telegram itself forgets updates after a day
+MAX_BACKOFF_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    chat_id: int | None
+    payload: dict
+    state: dict | None
+    attempts: int
+    created_at: datetime
+
+
+def enqueue_call(session: Session, method: str, params: dict, *, chat_id: int | None = None,
+                 source_update_id: int | None = None) -> OutboxJob:
+    return enqueue_job(session, "call", {"method": method, "params": params},
+                       chat_id=chat_id, source_update_id=source_update_id)
+
+
+def enqueue_job(session: Session, kind: str, payload: dict, *, chat_id: int | None = None,
+                source_update_id: int | None = None, not_before: datetime | None = None) -> OutboxJob:
+    job = OutboxJob(kind=kind, payload=payload, chat_id=chat_id, source_update_id=source_update_id,
+                    status=PENDING, not_before=not_before or utcnow())
+    session.add(job)
+    return job
+
+
+def claim_next(session: Session, now: datetime | None = None) -> ClaimedJob | None:
+    """Lease the oldest due job whose chat has no earlier pending job.
+
+    One UPDATE ... RETURNING over a ``FOR UPDATE SKIP LOCKED`` subquery, so
+    concurrent senders in any worker or replica never claim the same job.
+    """
+    now = now or utcnow()
+    earlier = aliased(OutboxJob)
+    earlier_pending_in_chat = exists().where(
+        earlier.status == PENDING, earlier.chat_id == OutboxJob.chat_id, earlier.id < OutboxJob.id
+    )
+    candidate = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.status == PENDING,
+            OutboxJob.not_before <= now,
+            or_(OutboxJob.locked_until.is_(None), OutboxJob.locked_until < now),
+            or_(OutboxJob.chat_id.is_(None), ~earlier_pending_in_chat),
+        )
+        .order_by(OutboxJob.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    row = session.execute(
+        update(OutboxJob)
+        .where(OutboxJob.id == candidate)
+        .values(locked_until=now + LEASE, attempts=OutboxJob.attempts + 1)
+        .returning(OutboxJob.id, OutboxJob.kind, OutboxJob.chat_id, OutboxJob.payload,
+                   OutboxJob.state, OutboxJob.attempts, OutboxJob.created_at)
+        .execution_options(synchronize_session=False)
+    ).first()
+    return ClaimedJob(*row) if row else None
+
+
+def save_state(session: Session, job_id: int, state: dict) -> None:
+    """Record a multi-step job's progress so a retry resumes instead of redoing."""
+    session.execute(update(OutboxJob).where(OutboxJob.id == job_id).values(state=state)
+                    .execution_options(synchronize_session=False))
+
+
+def mark_done(session: Session, job_id: int) -> None:
+    _settle(session, job_id, status=DONE, finished_at=utcnow(), locked_until=None, last_error=None)
+
+
+def mark_failed(session: Session, job_id: int, error: str) -> None:
+    _settle(session, job_id, status=FAILED, finished_at=utcnow(), locked_until=None, last_error=error[:2000])
+
+
+def reschedule(session: Session, job: ClaimedJob, error: str, *, retry_after: float | None = None) -> bool:
+    """Try again later; gives up (returns False) once the job is older than a day."""
+    now = utcnow()
+    if now - job.created_at > GIVE_UP_AFTER:
+        mark_failed(session, job.id, f"gave up after {job.attempts} attempts: {error}")
+        return False
+    delay = retry_after if retry_after is not None else backoff_seconds(job.attempts)
+    _settle(session, job.id, not_before=now + timedelta(seconds=delay), locked_until=None, last_error=error[:2000])
+    return True
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential with full jitter, so retries from many jobs do not arrive together."""
+    ceiling = min(MAX_BACKOFF_SECONDS, 2 ** min(attempts, 16))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def pending_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(OutboxJob).where(OutboxJob.status == PENDING))
+
+
+def _settle(session: Session, job_id: int, **values) -> None:
+    session.execute(
+        update(OutboxJob).where(and_(OutboxJob.id == job_id, OutboxJob.status == PENDING)).values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,148 @@
+"""Per-worker sender threads that deliver the outbox to Telegram.
+
+Each job goes through three short steps: claim (a transaction), the Bot API
+call (no database connection held), settle (a transaction). A sender is woken
+right after a request commits new jobs, and polls every few seconds for jobs
+that other workers left behind or that are due for a retry.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from flask import Flask
+
+import outbox
+from background import BackgroundSlots, background_session
+from outbox import ClaimedJob
+from telegram_client import BotApiClient, TelegramError, TelegramUnavailable
+
+log = logging.getLogger(__name__)
+
+# A runner performs one job against Telegram. ``save_state`` commits progress
+# of a multi-step job so a retry after a crash resumes where it stopped.
+Runner = Callable[[ClaimedJob, BotApiClient, Callable[[dict], None]], None]
+RUNNERS: dict[str, Runner] = {}
+
+
+def runner(kind: str):
+    def register(function: Runner) -> Runner:
+        RUNNERS[kind] = function
+        return function
+    return register
+
+
+@runner("call")
+def run_call(job: ClaimedJob, client: BotApiClient, save_state) -> None:
+    client.call(job.payload["method"], job.payload.get("params") or {})
+
+
+class OutboxSender:
+    def __init__(self, app: Flask, client: BotApiClient, slots: BackgroundSlots, *,
+                 threads: int, poll_seconds: float):
+        self._app = app
+        self._client = client
+        self._slots = slots
+        self._thread_count = threads
+        self._poll_seconds = poll_seconds
+        self._wakeups = 0
+        self._condition = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_outage_log = 0.0
+
+    def start(self) -> None:
+        for index in range(self._thread_count):
+            thread = threading.Thread(target=self._run, name=f"outbox-sender-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        with self._condition:
+            self._condition.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def notify(self, jobs: int = 1) -> None:
+        """New jobs were committed: wake that many idle senders."""
+        with self._condition:
+            self._wakeups += jobs
+            self._condition.notify(jobs)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = self._send_one()
+            except Exception:  # the database is down or a runner has a bug: keep the thread
+                self._log_outage()
+                worked = False
+            if not worked:
+                self._wait_for_work()
+
+    def _wait_for_work(self) -> None:
+        with self._condition:
+            if self._wakeups == 0 and not self._stopping.is_set():
+                self._condition.wait(self._poll_seconds)
+            self._wakeups = max(0, self._wakeups - 1)
+
+    def _send_one(self) -> bool:
+        with background_session(self._app, self._slots) as session:
+            job = outbox.claim_next(session)
+            session.commit()
+        if job is None:
+            return False
+        self._deliver(job)
+        return True
+
+    def _deliver(self, job: ClaimedJob) -> None:
+        run = RUNNERS.get(job.kind)
+        try:
+            if run is None:
+                raise LookupError(f"no runner for outbox job kind {job.kind!r}")
+            run(job, self._client, lambda state: self._save_state(job.id, state))
+        except TelegramError as error:
+            self._settle_refusal(job, error)
+        except TelegramUnavailable as error:
+            self._settle(job, lambda s: outbox.reschedule(s, job, str(error)))
+            log.warning("outbox job %s (%s) will be retried: %s", job.id, _describe(job), error)
+        except Exception as error:
+            log.exception("outbox job %s (%s) failed with a bug; will be retried", job.id, _describe(job))
+            self._settle(job, lambda s: outbox.reschedule(s, job, f"{type(error).__name__}: {error}"))
+        else:
+            self._settle(job, lambda s: outbox.mark_done(s, job.id))
+
+    def _settle_refusal(self, job: ClaimedJob, error: TelegramError) -> None:
+        if error.is_transient:
+            retry_after = error.retry_after if error.code == 429 else None
+            self._settle(job, lambda s: outbox.reschedule(s, job, str(error), retry_after=retry_after))
+            log.warning("outbox job %s (%s): %s; retrying%s", job.id, _describe(job), error,
+                        f" after {retry_after}s" if retry_after else "")
+        else:
+            self._settle(job, lambda s: outbox.mark_failed(s, job.id, str(error)))
+            log.warning("outbox job %s (%s) refused by Telegram, not retried: %s", job.id, _describe(job), error)
+
+    def _settle(self, job: ClaimedJob, change: Callable) -> None:
+        with background_session(self._app, self._slots) as session:
+            change(session)
+            session.commit()
+
+    def _save_state(self, job_id: int, state: dict) -> None:
+        with background_session(self._app, self._slots) as session:
+            outbox.save_state(session, job_id, state)
+            session.commit()
+
+    def _log_outage(self) -> None:
+        # One line per poll interval is enough when the database is down.
+        now = time.monotonic()
+        if now - self._last_outage_log >= self._poll_seconds:
+            self._last_outage_log = now
+            log.exception("outbox sender cannot reach the database; retrying")
+
+
+def _describe(job: ClaimedJob) -> str:
+    method = job.payload.get("method") if job.kind == "call" else None
+    return f"{job.kind}:{method}" if method else job.kind

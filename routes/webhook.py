@@ -1,0 +1,120 @@
+"""POST /webhook: Telegram's updates in, one transaction each, 2xx only once committed.
+
+Answer policy (Telegram redelivers anything not 2xx, and an update it keeps
+redelivering blocks that chat's queue):
+- bad secret 401, too large 413, not JSON 415, not an update 400;
+- effects committed (or a duplicate of committed ones): 200, maybe carrying
+  one Bot API call in the body;
+- database or pool outage: 503 with Retry-After, nothing half-written, so
+  Telegram delivers again later;
+- a handler bug: the update goes to the dead-letter table and we answer 200.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+import telegram_handler
+import watchdog
+from dead_letters import quarantine
+import sqlalchemy.exc
+
+from database import is_transient, pool_timeouts
+from extensions import db
+
+bp = Blueprint("webhook", __name__)
+log = logging.getLogger(__name__)
+
+MAX_UPDATE_ID = 2**63 - 1
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+class BadUpdate(ValueError):
+    pass
+
+
+@bp.post("/webhook")
+def receive_update():
+    if not _secret_matches(request.headers.get(SECRET_HEADER, "")):
+        return _error(401, "missing or wrong secret token")
+    if request.mimetype != "application/json":
+        return _error(415, "expected application/json")
+    try:
+        raw = _read_update(request.get_data(cache=False))
+    except BadUpdate as exc:
+        return _error(400, str(exc))
+    with watchdog.tracking(raw["update_id"]):
+        return _apply(raw)
+
+
+def _apply(raw: dict) -> Response:
+    update_id = raw["update_id"]
+    try:
+        outcome = telegram_handler.handle_update(raw)
+        db.session.commit()
+    except Exception as error:
+        db.session.rollback()
+        if is_transient(error):
+            return _outage(update_id, error)
+        log.exception("update %s: handler failed; stored as a dead letter", update_id)
+        return _quarantine(raw, error)
+    if outcome.queued_calls:
+        current_app.extensions["outbox_sender"].notify(outcome.queued_calls)
+    if outcome.webhook_response:
+        return jsonify(outcome.webhook_response)
+    return Response(status=200)
+
+
+def _quarantine(raw: dict, error: BaseException) -> Response:
+    try:
+        quarantine(db.session, raw, error)
+        db.session.commit()
+    except Exception as store_error:
+        db.session.rollback()
+        if is_transient(store_error):
+            return _outage(raw["update_id"], store_error)
+        raise
+    return Response(status=200)
+
+
+def _outage(update_id: int, error: BaseException) -> Response:
+    if isinstance(error, sqlalchemy.exc.TimeoutError):
+        pool_timeouts.record()
+    log.warning("update %s: database unavailable, asking Telegram to redeliver: %s",
+                update_id, type(error).__name__ + ": " + str(error).splitlines()[0][:200])
+    response = _error(503, "database unavailable, retry later")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def _secret_matches(given: str) -> bool:
+    expected = current_app.config["SETTINGS"].webhook_secret
+    if not expected:  # local mode without a secret: the webhook stays closed
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def _read_update(body: bytes) -> dict:
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError):  # includes invalid UTF-8
+        raise BadUpdate("body is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise BadUpdate("an update is a JSON object")
+    update_id = raw.get("update_id")
+    if type(update_id) is not int or not 0 <= update_id <= MAX_UPDATE_ID:
+        raise BadUpdate("update_id must be a non-negative integer")
+    if len(raw) > 2:
+        raise BadUpdate("an update carries at most one kind of content")
+    if any(not isinstance(value, dict) for key, value in raw.items() if key != "update_id"):
+        raise BadUpdate("an update's content must be an object")
+    return raw
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify(ok=False, error=message)
+    response.status_code = status
+    return response

@@ -1,0 +1,44 @@
+"""Who has talked to the bot: one upsert per update, straight from the raw update."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.user import User
+from upsert import insert_for
+
+
+def sender_of(raw: dict, kind: str) -> dict | None:
+    """The Telegram ``User`` behind an update, if its kind has one."""
+    body = raw.get(kind)
+    if not isinstance(body, dict):
+        return None
+    sender = body.get("from")
+    if isinstance(sender, dict) and isinstance(sender.get("id"), int) and not sender.get("is_bot"):
+        return sender
+    return None
+
+
+def remember_user(session: Session, sender: dict, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    values = {
+        "username": _text(sender.get("username"), 64),
+        "first_name": _text(sender.get("first_name"), 128) or "",
+        "language_code": _text(sender.get("language_code"), 16),
+        "last_seen_at": now,
+    }
+    statement = insert_for(session, User).values(id=sender["id"], created_at=now, **values)
+    session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+
+
+def set_referral_source(session: Session, user_id: int, source: str) -> None:
+    """Record where a user came from, the first time only."""
+    user = session.get(User, user_id)
+    if user is not None and user.referral_source is None:
+        user.referral_source = source[:64]
+
+
+def _text(value: object, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
