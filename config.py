@@ -49,12 +49,13 @@ class Settings:
     db_max_connections: int = 20
     db_pool_timeout: float = 3.0
     db_pool_recycle: int = 300
-    db_connect_timeout: int = 3
-    db_statement_timeout_ms: int = 5000
+    db_connect_timeout: int = 2
+    db_statement_timeout_ms: int = 3000
     db_idle_in_transaction_timeout_ms: int = 10000
     telegram_connect_timeout: float = 3.05
     telegram_read_timeout: float = 10.0
     outbox_senders: int = 4
+    reply_via_webhook_response: bool = True
     outbox_poll_seconds: float = 2.0
     watchdog_threshold_seconds: float = 30.0
     gunicorn_timeout: int = 30
@@ -67,6 +68,14 @@ class Settings:
     def is_local(self) -> bool:
         """Local mode: the embedded SQLite database, for trying the server out."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def db_client_timeout(self) -> float:
+        """Seconds any one database round trip may take before the client gives up.
+
+        Longer than statement_timeout, so it only fires when the server itself
+        has stopped answering (db_wait.py)."""
+        return self.db_statement_timeout_ms / 1000 + 1.0
 
     @property
     def pool_size(self) -> int:
@@ -135,6 +144,17 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     if value < minimum:
         raise ConfigError(f"{name}={value} must be >= {minimum}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
 def _admin_ids(raw: str) -> frozenset[int]:
@@ -216,9 +236,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         plans=plans,
         db_max_connections=_int(env, "DB_MAX_CONNECTIONS", 20, 1),
         db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
-        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000, 100),
+        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 3000, 100),
         telegram_read_timeout=_float(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
         outbox_senders=_int(env, "OUTBOX_SENDERS", 4, 1, 64),
+        reply_via_webhook_response=_bool(env, "REPLY_VIA_WEBHOOK_RESPONSE", True),
         watchdog_threshold_seconds=_float(env, "WATCHDOG_SECONDS", 30.0, 0.1),
         gunicorn_timeout=_int(env, "GUNICORN_TIMEOUT", 30, 1),
         max_requests=_int(env, "MAX_REQUESTS", 2000, 0),

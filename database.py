@@ -91,6 +91,18 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def is_outage(error: BaseException) -> bool:
+    """The server did not answer at all (as opposed to answering with an error).
+
+    A statement timeout, a deadlock or a lock timeout comes with a SQLSTATE
+    from a server that is up: transient for the update, but no reason to
+    treat the database as down.
+    """
+    if not isinstance(error, exc.DBAPIError) or isinstance(error, exc.TimeoutError):
+        return False
+    return is_transient(error) and getattr(error.orig, "pgcode", None) is None
+
+
 class PoolTimeouts:
     """When checkouts last timed out, for /health's "pool saturated" verdict."""
 

@@ -1,10 +1,13 @@
-"""The database check behind /health, bounded in time whatever the database does.
+"""The database check behind /health, and the webhook's outage breaker.
 
-It runs on its own one-connection engine, so an exhausted main pool cannot
-make it wait, and in its own thread, so a database that accepts TCP but never
-answers (frozen, or a black-holed network) costs /health at most
-``deadline`` seconds: one probe runs at a time and callers wait on it with a
-deadline.
+The probe runs on its own one-connection engine, so an exhausted main pool
+cannot make it wait, and in its own thread, so a database that accepts TCP
+but never answers costs /health at most ``deadline`` seconds: one probe runs
+at a time and callers wait on it with a deadline.
+
+While the database is known to be down, webhook requests answer 503 at once
+instead of each tying up a request thread until a timeout; the probe, kicked
+by those requests and by /health, decides when it is back.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ class _Attempt:
 
 
 class DatabaseProbe:
-    CACHE_SECONDS = 1.0  # an uptime monitor hammering /health costs one query a second
+    FRESH_SECONDS = 0.5  # results younger than this are reused, not re-probed
 
     def __init__(self, engine: Engine, deadline: float):
         self._engine = engine
@@ -44,25 +47,57 @@ class DatabaseProbe:
         self._last: ProbeResult | None = None
 
     @classmethod
-    def for_settings(cls, settings: Settings, url, deadline: float = 1.5) -> "DatabaseProbe":
+    def for_settings(cls, settings: Settings, url, deadline: float = 1.0) -> "DatabaseProbe":
         return cls(create_probe_engine(settings, url), deadline)
 
     def check(self) -> ProbeResult:
-        with self._lock:
-            if self._last and time.monotonic() - self._last.finished < self.CACHE_SECONDS:
-                return self._last
-            attempt = self._current
-            if attempt is None:
-                attempt = self._current = _Attempt()
-                threading.Thread(target=self._probe, args=(attempt,), name="health-probe", daemon=True).start()
+        """A fresh verdict within ``deadline`` seconds."""
+        attempt, cached = self._fresh_or_start()
+        if cached is not None:
+            return cached
         remaining = self._deadline - (time.monotonic() - attempt.started)
         if remaining > 0 and attempt.done.wait(remaining):
             return attempt.result
-        stuck_for = time.monotonic() - attempt.started
-        return ProbeResult(False, None, f"database did not answer within {stuck_for:.1f}s", time.monotonic())
+        return self._hanging(attempt)
+
+    def known_down(self) -> bool:
+        """Never waits: True from a failure until a probe succeeds again."""
+        with self._lock:
+            last = self._last
+            if last is None or last.ok:
+                return False
+            if time.monotonic() - last.finished >= self.FRESH_SECONDS and self._current is None:
+                self._start_locked()  # time to ask the database again
+            return True
+
+    def report_failure(self, error: str) -> None:
+        """A request saw the database fail: trip the breaker until a probe succeeds."""
+        with self._lock:
+            self._last = ProbeResult(False, None, error, time.monotonic())
 
     def dispose(self, close: bool = True) -> None:
         self._engine.dispose(close=close)
+
+    def _fresh_or_start(self) -> tuple[_Attempt | None, ProbeResult | None]:
+        with self._lock:
+            last = self._last
+            if last is not None and time.monotonic() - last.finished < self.FRESH_SECONDS:
+                return None, last
+            return self._current or self._start_locked(), None
+
+    def _start_locked(self) -> _Attempt:
+        self._current = _Attempt()
+        threading.Thread(target=self._probe, args=(self._current,), name="health-probe", daemon=True).start()
+        return self._current
+
+    def _hanging(self, attempt: _Attempt) -> ProbeResult:
+        """No answer in time is a verdict too: it trips the breaker until the probe returns."""
+        stuck_for = time.monotonic() - attempt.started
+        result = ProbeResult(False, None, f"database did not answer within {stuck_for:.1f}s", time.monotonic())
+        with self._lock:
+            if self._current is attempt:
+                self._last = result
+        return result
 
     def _probe(self, attempt: _Attempt) -> None:
         started = time.monotonic()
@@ -71,13 +106,18 @@ class DatabaseProbe:
                 connection.execute(text("SELECT 1"))
             result = ProbeResult(True, (time.monotonic() - started) * 1000, None, time.monotonic())
         except Exception as error:
-            message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-            result = ProbeResult(False, None, f"{type(error).__name__}: {message}", time.monotonic())
+            result = ProbeResult(False, None, describe_error(error), time.monotonic())
         with self._lock:
             attempt.result = result
             self._last = result
             self._current = None
         attempt.done.set()
+
+
+def describe_error(error: BaseException) -> str:
+    """One line, for logs and /health: the exception type and its first line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def create_probe_engine(settings: Settings, url) -> Engine:

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import Flask
 
 import commands
+import db_wait
 from background import BackgroundSlots, background_session
 from config import BACKGROUND_CONNECTIONS, Settings, load_settings_or_exit
 from database import engine_options, install_timeouts
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     models.load_all()
+    if not settings.is_local:
+        db_wait.install(settings.db_client_timeout, settings.db_connect_timeout)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():

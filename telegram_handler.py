@@ -53,7 +53,7 @@ def handle_update(raw: dict) -> Outcome:
     g.replies = Replies(raw["update_id"])
     if kind in HANDLED_KINDS:
         bot.process_new_updates([types.Update.de_json(raw)])
-    response, queued = g.replies.flush(session)
+    response, queued = g.replies.flush(session, allow_ride=settings().reply_via_webhook_response)
     return Outcome(duplicate=False, webhook_response=response, queued_calls=queued)
 
 

@@ -15,15 +15,15 @@ import hmac
 import json
 import logging
 
+import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, jsonify, request
 
 import telegram_handler
 import watchdog
+from database import is_outage, is_transient, pool_timeouts
 from dead_letters import quarantine
-import sqlalchemy.exc
-
-from database import is_transient, pool_timeouts
 from extensions import db
+from health_probe import describe_error
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def receive_update():
         raw = _read_update(request.get_data(cache=False))
     except BadUpdate as exc:
         return _error(400, str(exc))
+    if current_app.extensions["db_probe"].known_down():
+        return _unavailable()
     with watchdog.tracking(raw["update_id"]):
         return _apply(raw)
 
@@ -81,10 +83,16 @@ def _quarantine(raw: dict, error: BaseException) -> Response:
 
 
 def _outage(update_id: int, error: BaseException) -> Response:
+    description = describe_error(error)
     if isinstance(error, sqlalchemy.exc.TimeoutError):
-        pool_timeouts.record()
-    log.warning("update %s: database unavailable, asking Telegram to redeliver: %s",
-                update_id, type(error).__name__ + ": " + str(error).splitlines()[0][:200])
+        pool_timeouts.record()  # the pool is exhausted, the database may be fine
+    elif is_outage(error):
+        current_app.extensions["db_probe"].report_failure(description)
+    log.warning("update %s: database unavailable, Telegram will redeliver: %s", update_id, description)
+    return _unavailable()
+
+
+def _unavailable() -> Response:
     response = _error(503, "database unavailable, retry later")
     response.headers["Retry-After"] = "5"
     return response

@@ -1,0 +1,51 @@
+"""Small helpers shared by the tests: building updates and reading the database."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select, text
+
+from extensions import db
+from tests.conftest import WEBHOOK_SECRET
+from tests.emulator.updates import text_message_update, user_json
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def command(update_id: int, user_id: int, text_: str = "/start", first_name: str = "Ada") -> dict:
+    return text_message_update(update_id, update_id, int(time.time()), user_json(user_id, first_name), text_)
+
+
+def post_update(client, update, secret: str = WEBHOOK_SECRET):
+    return client.post("/webhook", json=update, headers={SECRET_HEADER: secret})
+
+
+def count(app, model, *where) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def sessions_of(app, state: str) -> int:
+    """Server backends of this database in ``state`` (e.g. 'idle in transaction')."""
+    with app.app_context():
+        return db.session.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND state = :state AND pid <> pg_backend_pid()"), {"state": state})
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
+    """Poll ``condition`` until it is truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def checked_out(app) -> int:
+    """Connections of the app's pool currently lent out."""
+    with app.app_context():
+        return db.engine.pool.checkedout()

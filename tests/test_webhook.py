@@ -1,0 +1,97 @@
+"""POST /webhook: verification, bad input, exactly-once effects, the answer policy."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.dead_letter import DeadLetter
+from models.outbox import OutboxJob
+from models.processed_update import ProcessedUpdate
+from models.user import User
+from tests.helpers import SECRET_HEADER, checked_out, command, count, post_update, sessions_of
+
+
+@pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}])
+def test_missing_or_wrong_secret_is_401_and_writes_nothing(app, client, headers):
+    response = client.post("/webhook", json=command(1, 42), headers=headers)
+    assert response.status_code == 401
+    assert count(app, ProcessedUpdate) == 0 and count(app, User) == 0
+
+
+def test_oversized_body_is_413(app, client):
+    body = json.dumps({"update_id": 1, "message": {"text": "x" * (1024 * 1024)}})
+    response = client.post("/webhook", data=body, content_type="application/json",
+                           headers={SECRET_HEADER: "suite-secret_0123456789"})
+    assert response.status_code == 413
+    assert count(app, ProcessedUpdate) == 0
+
+
+@pytest.mark.parametrize("body, content_type, status", [
+    (b"{not json", "application/json", 400),
+    (b"\xff\xfe\x00garbage", "application/json", 400),
+    (b"[1, 2, 3]", "application/json", 400),
+    (b'{"message": {}}', "application/json", 400),
+    (b'{"update_id": "7", "message": {}}', "application/json", 400),
+    (b'{"update_id": -1}', "application/json", 400),
+    (b'{"update_id": 7, "message": "hello"}', "application/json", 400),
+    (b'{"update_id": 7, "message": {}, "callback_query": {}}', "application/json", 400),
+    (b"[" * 100000, "application/json", 400),
+    (b'{"update_id": 7}', "text/plain", 415),
+])
+def test_bad_input_gets_a_clear_4xx_and_writes_nothing(app, client, body, content_type, status):
+    response = client.post("/webhook", data=body, content_type=content_type,
+                           headers={SECRET_HEADER: "suite-secret_0123456789"})
+    assert response.status_code == status
+    assert response.is_json and response.json["ok"] is False and response.json["error"]
+    assert count(app, ProcessedUpdate) == 0
+
+
+def test_start_is_committed_and_the_reply_rides_on_the_response(app, client):
+    response = post_update(client, command(10, 42, "/start", first_name="Ada"))
+    assert response.status_code == 200
+    assert response.json["method"] == "sendMessage"
+    assert response.json["chat_id"] == 42 and "Welcome, Ada" in response.json["text"]
+    assert count(app, ProcessedUpdate, ProcessedUpdate.update_id == 10) == 1
+    assert count(app, User, User.id == 42) == 1
+    assert count(app, OutboxJob) == 0
+
+
+def test_redelivered_update_is_answered_200_and_does_nothing_twice(app, client):
+    first = post_update(client, command(11, 43, "/help"))
+    second = post_update(client, command(11, 43, "/help"))
+    assert first.status_code == second.status_code == 200
+    assert first.json["method"] == "sendMessage"
+    assert second.data == b"", "a duplicate must not reply again"
+    assert count(app, ProcessedUpdate) == 1 and count(app, User) == 1
+
+
+def test_update_kinds_without_handlers_are_acknowledged_without_parsing(app, client):
+    # pyTelegramBotAPI 4.37.1 raises KeyError parsing this valid update.
+    update = {"update_id": 12, "purchased_paid_media": {"from": {"id": 44, "is_bot": False, "first_name": "B"},
+                                                         "paid_media_payload": "p"}}
+    response = post_update(client, update)
+    assert response.status_code == 200
+    assert count(app, DeadLetter) == 0 and count(app, ProcessedUpdate) == 1
+    assert post_update(client, update).status_code == 200
+
+
+def test_handler_failure_is_dead_lettered_acknowledged_and_releases_the_connection(app, client):
+    # A message without a chat type breaks the parser inside the handler path.
+    broken = {"update_id": 13, "message": {"message_id": 1, "date": 1, "chat": {"id": 45}, "text": "/start"}}
+    response = post_update(client, broken)
+    assert response.status_code == 200
+    assert count(app, DeadLetter, DeadLetter.update_id == 13) == 1
+    assert post_update(client, broken).status_code == 200, "redelivery is a duplicate"
+    assert count(app, DeadLetter) == 1
+    assert checked_out(app) == 0
+    # and the next valid update is handled normally
+    assert post_update(client, command(14, 45)).json["method"] == "sendMessage"
+
+
+def test_no_connection_is_left_idle_in_transaction(app, client):
+    for update_id in range(20, 40):
+        post_update(client, command(update_id, 1000 + update_id))
+    post_update(client, {"update_id": 40, "message": {"message_id": 1, "date": 1, "chat": {"id": 1}}})
+    assert sessions_of(app, "idle in transaction") == 0
+    assert checked_out(app) == 0
