@@ -45,7 +45,7 @@ def enqueue_job(session: Session, kind: str, payload: dict, *, chat_id: int | No
     return job
 
 
-def claim_next(session: Session, now: datetime | None = None) -> ClaimedJob | None:
+def claim_next(session: Session, now: datetime | None = None, lease: timedelta = LEASE) -> ClaimedJob | None:
     """Lease the oldest due job whose chat has no earlier pending job.
 
     One UPDATE ... RETURNING over a ``FOR UPDATE SKIP LOCKED`` subquery, so
@@ -72,7 +72,7 @@ def claim_next(session: Session, now: datetime | None = None) -> ClaimedJob | No
     row = session.execute(
         update(OutboxJob)
         .where(OutboxJob.id == candidate)
-        .values(locked_until=now + LEASE, attempts=OutboxJob.attempts + 1)
+        .values(locked_until=now + lease, attempts=OutboxJob.attempts + 1)
         .returning(OutboxJob.id, OutboxJob.kind, OutboxJob.chat_id, OutboxJob.payload,
                    OutboxJob.state, OutboxJob.attempts, OutboxJob.created_at)
         .execution_options(synchronize_session=False)

@@ -39,7 +39,9 @@ def make_env(database_url: str | None, api_url: str, **extra: str) -> dict[str, 
 
 @pytest.fixture
 def emulator():
-    with BotApiEmulator(token=BOT_TOKEN, channel_id=CHANNEL_ID) as emulator:
+    # implicit_users: tests may post updates straight to the webhook, so any
+    # positive chat id counts as a user who has started the bot.
+    with BotApiEmulator(token=BOT_TOKEN, channel_id=CHANNEL_ID, implicit_users=True) as emulator:
         yield emulator
 
 

@@ -11,6 +11,7 @@ implementation answer ``true``, or a plain Message for the send* methods.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -97,7 +98,8 @@ class BotSurface:
     def _run(self, context: MethodContext) -> BotResponse:
         handler = HANDLERS.get(context.method, _generic_handler)
         with self._state.lock:
-            outcome = handler(context)
+            # A snapshot: the stored message may be edited later, the answer and the record must not change.
+            outcome = copy.deepcopy(handler(context))
         if isinstance(outcome, Described):
             return BotResponse(200, {"ok": True, "result": outcome.result, "description": outcome.description})
         return BotResponse(200, {"ok": True, "result": outcome})
