@@ -2,20 +2,32 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import click
 from flask import Flask, current_app
 
+import reconcile
+import sweep
+from extensions import db
+
 from telegram_client import TelegramError, TelegramUnavailable
-from telegram_handler import HANDLED_KINDS
+from telegram_handler import HANDLED_KINDS, STATELESS_KINDS
 
 # chat_member must be listed explicitly: Telegram leaves it out of the default.
-ALLOWED_UPDATES = sorted(HANDLED_KINDS)
+ALLOWED_UPDATES = sorted(HANDLED_KINDS | STATELESS_KINDS)
+
+
+BOT_COMMANDS = [
+    {"command": "plans", "description": "See the plans and buy one"},
+    {"command": "status", "description": "Until when your membership runs"},
+    {"command": "help", "description": "What this bot does"},
+]
 
 
 def register(app: Flask) -> None:
-    app.cli.add_command(set_webhook)
-    app.cli.add_command(webhook_info)
+    for command in (set_webhook, webhook_info, set_commands, sweep_command, reconcile_command):
+        app.cli.add_command(command)
 
 
 def _call(method: str, params: dict | None = None):
@@ -60,3 +72,46 @@ def set_webhook(url: str, drop_pending: bool, max_connections: int | None) -> No
 def webhook_info() -> None:
     """Print Telegram's view of the webhook: pending updates, last error."""
     click.echo(json.dumps(_call("getWebhookInfo"), indent=2, sort_keys=True))
+
+
+@click.command("set-commands")
+def set_commands() -> None:
+    """Register the bot's command menu (once per deploy, not on every request)."""
+    _call("setMyCommands", {"commands": BOT_COMMANDS})
+    click.echo("command menu set: " + ", ".join("/" + c["command"] for c in BOT_COMMANDS))
+
+
+@click.command("sweep")
+@click.option("--at", "at", default=None, help="Evaluate expiries as of this ISO date-time (default: now, UTC).")
+@click.option("--dry-run", is_flag=True, help="List what would happen; change nothing.")
+def sweep_command(at: str | None, dry_run: bool) -> None:
+    """Send due reminders and remove expired members (what the in-process timer does)."""
+    settings = current_app.config["SETTINGS"]
+    report = sweep.run(db.session, settings, now=_parse_moment(at), dry_run=dry_run)
+    if dry_run:
+        db.session.rollback()
+    else:
+        db.session.commit()
+    click.echo(report.summary())
+
+
+@click.command("reconcile")
+def reconcile_command() -> None:
+    """Compare Telegram's Stars transactions with our ledger and apply what is missing."""
+    try:
+        transactions = reconcile.fetch_transactions(current_app.extensions["telegram_client"])
+    except (TelegramError, TelegramUnavailable) as error:
+        raise click.ClickException(str(error)) from None
+    report = reconcile.apply(db.session, current_app.config["SETTINGS"], transactions)
+    db.session.commit()
+    click.echo(report.summary())
+
+
+def _parse_moment(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO date-time such as 2026-12-01T09:00", param_hint="--at")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -7,6 +7,8 @@ with one line that names it, never as a traceback inside a request.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import os
 import re
 import sys
@@ -50,7 +52,7 @@ class Settings:
     db_pool_timeout: float = 3.0
     db_pool_recycle: int = 300
     db_connect_timeout: int = 2
-    db_statement_timeout_ms: int = 3000
+    db_statement_timeout_ms: int = 2000
     db_idle_in_transaction_timeout_ms: int = 10000
     telegram_connect_timeout: float = 3.05
     telegram_read_timeout: float = 10.0
@@ -62,7 +64,16 @@ class Settings:
     max_requests: int = 2000
     control_socket: str | None = None
     log_level: str = "INFO"
-    start_background: bool = True
+    payload_secret: bytes = b""
+    invite_ttl_hours: int = 24
+    reminder_days: int = 3
+    removal_grace_hours: int = 12
+    never_remove_ids: frozenset[int] = frozenset()
+    sweep_interval_seconds: int = 300
+    reconcile_interval_seconds: int = 3600
+
+    def plan(self, plan_id: str) -> Plan | None:
+        return next((plan for plan in self.plans if plan.id == plan_id), None)
 
     @property
     def is_local(self) -> bool:
@@ -157,15 +168,28 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
-def _admin_ids(raw: str) -> frozenset[int]:
+def _user_ids(raw: str, name: str) -> frozenset[int]:
     ids = set()
     for part in raw.replace(" ", "").split(","):
         if not part:
             continue
         if not re.fullmatch(r"\d{1,20}", part):
-            raise ConfigError(f"ADMIN_IDS must be comma-separated Telegram user ids, got {part!r}")
+            raise ConfigError(f"{name} must be comma-separated Telegram user ids, got {part!r}")
         ids.add(int(part))
     return frozenset(ids)
+
+
+def _payload_secret(raw: str, bot_token: str) -> bytes:
+    """The key that signs invoice payloads: PAYLOAD_SECRET, else derived from the token.
+
+    Derived, not the token itself, so the signature never exposes it; set
+    PAYLOAD_SECRET to keep pending invoices valid across a token rotation.
+    """
+    if raw:
+        if len(raw) < 16:
+            raise ConfigError("PAYLOAD_SECRET must be at least 16 characters")
+        return raw.encode()
+    return hmac.new(bot_token.encode() or b"local", b"invoice-payload-v1", hashlib.sha256).digest()
 
 
 def _channel_id(raw: str | None) -> int | None:
@@ -232,11 +256,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         web_concurrency=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
         gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, 1, 256),
         channel_id=_channel_id(env.get("CHANNEL_ID")),
-        admin_ids=_admin_ids(env.get("ADMIN_IDS", "")),
+        admin_ids=_user_ids(env.get("ADMIN_IDS", ""), "ADMIN_IDS"),
         plans=plans,
         db_max_connections=_int(env, "DB_MAX_CONNECTIONS", 20, 1),
         db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
-        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 3000, 100),
+        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100),
         telegram_read_timeout=_float(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
         outbox_senders=_int(env, "OUTBOX_SENDERS", 4, 1, 64),
         reply_via_webhook_response=_bool(env, "REPLY_VIA_WEBHOOK_RESPONSE", True),
@@ -245,6 +269,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         max_requests=_int(env, "MAX_REQUESTS", 2000, 0),
         control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        payload_secret=_payload_secret(env.get("PAYLOAD_SECRET", ""), bot_token),
+        invite_ttl_hours=_int(env, "INVITE_TTL_HOURS", 24, 1, 24 * 30),
+        reminder_days=_int(env, "REMINDER_DAYS", 3, 0, 60),
+        removal_grace_hours=_int(env, "REMOVAL_GRACE_HOURS", 12, 0, 24 * 30),
+        never_remove_ids=_user_ids(env.get("NEVER_REMOVE_IDS", ""), "NEVER_REMOVE_IDS"),
+        sweep_interval_seconds=_int(env, "SWEEP_INTERVAL_SECONDS", 300, 0),
+        reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL_SECONDS", 3600, 0),
     )
     values.update(overrides)
     settings = Settings(**values)

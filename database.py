@@ -12,6 +12,7 @@ import time
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
+import db_wait
 from config import Settings
 
 
@@ -61,10 +62,12 @@ def install_timeouts(engine: Engine, settings: Settings) -> None:
         connection.exec_driver_sql(statement)
 
     @event.listens_for(engine, "do_connect")
-    def _name_connection(_dialect, _record, _cargs, cparams):
-        # A startup parameter (PgBouncer passes it on), set per connection so
-        # it names the worker that opened it, not the master that built the engine.
+    def _connect(dialect, _record, cargs, cparams):
+        # application_name is a startup parameter (PgBouncer passes it on), set
+        # per connection so it names the worker that opened it, not the master.
         cparams["application_name"] = f"bot-worker-{os.getpid()}"
+        return db_wait.connect(dialect, cargs, cparams, round_trip_seconds=settings.db_client_timeout,
+                               connect_seconds=settings.db_connect_timeout)
 
 
 def _install_sqlite_pragmas(engine: Engine) -> None:

@@ -15,7 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+
+import db_wait
 from sqlalchemy.engine import Engine
 
 from config import Settings
@@ -131,4 +133,10 @@ def create_probe_engine(settings: Settings, url) -> Engine:
             "application_name": "bot-health-probe",
             "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
         }
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    if not settings.is_local:
+        @event.listens_for(engine, "do_connect")
+        def _connect(dialect, _record, cargs, cparams):
+            return db_wait.connect(dialect, cargs, cparams, round_trip_seconds=settings.db_client_timeout,
+                                   connect_seconds=settings.db_connect_timeout)
+    return engine

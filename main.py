@@ -11,8 +11,8 @@ from pathlib import Path
 from flask import Flask
 
 import commands
-import db_wait
-from background import BackgroundSlots, background_session
+import periodic_jobs
+from background import BackgroundSlots
 from config import BACKGROUND_CONNECTIONS, Settings, load_settings_or_exit
 from database import engine_options, install_timeouts
 import models
@@ -23,7 +23,6 @@ from outbox_sender import OutboxSender
 from routes import health, webhook
 from telegram_client import BotApiClient, Timeouts
 from timers import PeriodicTask
-from update_ledger import prune_ledger
 from watchdog import Watchdog
 
 MAX_UPDATE_BYTES = 1024 * 1024  # Telegram's updates are far smaller; bigger is not Telegram
@@ -49,8 +48,6 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     models.load_all()
-    if not settings.is_local:
-        db_wait.install(settings.db_client_timeout, settings.db_connect_timeout)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():
@@ -70,7 +67,7 @@ def register_workers(app: Flask, settings: Settings) -> None:
     app.extensions["outbox_sender"] = OutboxSender(
         app, client, slots, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds)
     app.extensions["watchdog"] = Watchdog(settings.watchdog_threshold_seconds)
-    app.extensions["timers"] = [PeriodicTask(app, slots, "prune-ledger", _prune_ledger, every_seconds=3600)]
+    app.extensions["timers"] = _timers(app, settings, slots)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -78,10 +75,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
 
 
-def _prune_ledger(app: Flask, slots: BackgroundSlots) -> None:
-    with background_session(app, slots) as session:
-        prune_ledger(session)
-        session.commit()
+def _timers(app: Flask, settings: Settings, slots: BackgroundSlots) -> list[PeriodicTask]:
+    timers = [PeriodicTask(app, slots, "prune-ledger", periodic_jobs.prune_ledger_job, every_seconds=3600)]
+    if settings.sweep_interval_seconds:
+        timers.append(PeriodicTask(app, slots, "sweep", periodic_jobs.sweep_job, settings.sweep_interval_seconds))
+    if settings.reconcile_interval_seconds and settings.bot_token:
+        timers.append(PeriodicTask(app, slots, "reconcile", periodic_jobs.reconcile_job,
+                                   settings.reconcile_interval_seconds))
+    return timers
 
 
 app = create_app()

@@ -18,6 +18,7 @@ from models.outbox import DONE, FAILED, PENDING, OutboxJob
 LEASE = timedelta(seconds=60)  # longer than any call's connect + read timeout
 GIVE_UP_AFTER = timedelta(hours=24)  # Telegram itself forgets updates after a day
 MAX_BACKOFF_SECONDS = 300
+ENQUEUED = "outbox_enqueued"  # key in Session.info
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,13 @@ def enqueue_job(session: Session, kind: str, payload: dict, *, chat_id: int | No
     job = OutboxJob(kind=kind, payload=payload, chat_id=chat_id, source_update_id=source_update_id,
                     status=PENDING, not_before=not_before or utcnow())
     session.add(job)
+    session.info[ENQUEUED] = session.info.get(ENQUEUED, 0) + 1
     return job
+
+
+def take_enqueued_count(session: Session) -> int:
+    """Jobs this session queued since the last call: after commit, wake that many senders."""
+    return session.info.pop(ENQUEUED, 0)
 
 
 def claim_next(session: Session, now: datetime | None = None, lease: timedelta = LEASE) -> ClaimedJob | None:

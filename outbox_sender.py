@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from flask import Flask
+from sqlalchemy.orm import Session
 
 import outbox
 from background import BackgroundSlots, background_session
@@ -21,9 +24,43 @@ from telegram_client import BotApiClient, TelegramError, TelegramUnavailable
 
 log = logging.getLogger(__name__)
 
-# A runner performs one job against Telegram. ``save_state`` commits progress
-# of a multi-step job so a retry after a crash resumes where it stopped.
-Runner = Callable[[ClaimedJob, BotApiClient, Callable[[dict], None]], None]
+
+
+@dataclass
+class JobContext:
+    """What a runner may use: Telegram, and short transactions of its own.
+
+    A runner never holds a database connection while it calls Telegram:
+    each ``transaction()`` is opened, committed and closed between calls.
+    """
+
+    client: BotApiClient
+    app: Flask
+    slots: BackgroundSlots
+    job: ClaimedJob
+
+    @property
+    def settings(self):
+        return self.app.config["SETTINGS"]
+
+    def save_state(self, state: dict) -> None:
+        """Commit a multi-step job's progress, so a retry resumes where it stopped."""
+        with self.transaction() as session:
+            outbox.save_state(session, self.job.id, state)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with background_session(self.app, self.slots) as session:
+            yield session
+            session.commit()
+            queued = outbox.take_enqueued_count(session)
+        if queued:
+            self.app.extensions["outbox_sender"].notify(queued)
+
+
+# A runner performs one job against Telegram; raising TelegramError or
+# TelegramUnavailable lets the sender decide between retrying and giving up.
+Runner = Callable[[ClaimedJob, JobContext], None]
 RUNNERS: dict[str, Runner] = {}
 
 
@@ -35,8 +72,8 @@ def runner(kind: str):
 
 
 @runner("call")
-def run_call(job: ClaimedJob, client: BotApiClient, save_state) -> None:
-    client.call(job.payload["method"], job.payload.get("params") or {})
+def run_call(job: ClaimedJob, context: JobContext) -> None:
+    context.client.call(job.payload["method"], job.payload.get("params") or {})
 
 
 class OutboxSender:
@@ -103,7 +140,7 @@ class OutboxSender:
         try:
             if run is None:
                 raise LookupError(f"no runner for outbox job kind {job.kind!r}")
-            run(job, self._client, lambda state: self._save_state(job.id, state))
+            run(job, JobContext(self._client, self._app, self._slots, job))
         except TelegramError as error:
             self._settle_refusal(job, error)
         except TelegramUnavailable as error:
@@ -128,11 +165,6 @@ class OutboxSender:
     def _settle(self, job: ClaimedJob, change: Callable) -> None:
         with background_session(self._app, self._slots) as session:
             change(session)
-            session.commit()
-
-    def _save_state(self, job_id: int, state: dict) -> None:
-        with background_session(self._app, self._slots) as session:
-            outbox.save_state(session, job_id, state)
             session.commit()
 
     def _log_outage(self) -> None:

@@ -43,18 +43,14 @@ class Replies:
     def send_message(self, chat_id: int, text: str, **extra) -> None:
         self.call("sendMessage", {"chat_id": chat_id, "text": text, **extra}, chat_id=chat_id)
 
-    def flush(self, session: Session, *, allow_ride: bool = True) -> tuple[dict | None, int]:
-        """Queue the calls; returns (webhook response body or None, jobs queued)."""
+    def flush(self, session: Session, *, allow_ride: bool = True) -> dict | None:
+        """Queue the calls; returns the webhook response body, if one call rides on it."""
         rider = self._pick_rider() if allow_ride else None
-        queued = 0
         for call in self.calls:
-            if call is rider:
-                continue
-            outbox.enqueue_call(session, call.method, call.params, chat_id=call.chat_id,
-                                source_update_id=self.update_id)
-            queued += 1
-        response = {"method": rider.method, **rider.params} if rider else None
-        return response, queued
+            if call is not rider:
+                outbox.enqueue_call(session, call.method, call.params, chat_id=call.chat_id,
+                                    source_update_id=self.update_id)
+        return {"method": rider.method, **rider.params} if rider else None
 
     def _pick_rider(self) -> Call | None:
         if len(self.calls) == 1 and self.calls[0].method in RIDEABLE:

@@ -2,20 +2,27 @@
 
 ``handle_update`` runs inside the webhook request's app context and its one
 database transaction; the route commits. Handlers never call Telegram: they
-add calls to ``g.replies`` (see replies.py).
+add calls to ``replies()`` (see replies.py) or queue outbox jobs.
+Pre-checkout queries are the exception to the database part: they are
+answered from the invoice payload alone (see ``answer_pre_checkout``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from flask import current_app, g
-from telebot import TeleBot, types
+from telebot import TeleBot, types, util
 
+import admin
+import billing
+import invites
+import membership
+import outbox
 from config import Settings
 from extensions import db
 from replies import Replies
 from update_ledger import claim_update, update_kind
-from users import remember_user, sender_of
+from users import remember_user, sender_of, set_referral_source
 
 # Parses and dispatches only; it never makes a request, so its token is unused.
 # threaded=False runs handlers in the request thread, inside its app context.
@@ -24,7 +31,9 @@ bot = TeleBot("0:dispatch-only", threaded=False)
 # Kinds with handlers below. Other kinds are acknowledged without parsing,
 # which also shields us from parser bugs in kinds we do not use (e.g.
 # pyTelegramBotAPI 4.37.1 cannot parse purchased_paid_media).
-HANDLED_KINDS = frozenset({"message", "callback_query", "pre_checkout_query", "chat_member"})
+HANDLED_KINDS = frozenset({"message", "callback_query", "chat_member"})
+# Answered without the database; listed for setWebhook's allowed_updates.
+STATELESS_KINDS = frozenset({"pre_checkout_query"})
 
 HELP_TEXT = (
     "This bot sells access to a private channel for Telegram Stars.\n\n"
@@ -32,13 +41,14 @@ HELP_TEXT = (
     "/status - see until when your membership runs\n"
     "/help - this message"
 )
+ADMIN_HELP = "Admin commands: /stats, /grant <user_id> <days>, /revoke <user_id>, /refund <charge_id>"
+NOT_ADMIN = "Sorry, that command is for the channel's admins."
 
 
 @dataclass(frozen=True)
 class Outcome:
     duplicate: bool
     webhook_response: dict | None = None
-    queued_calls: int = 0
 
 
 def handle_update(raw: dict) -> Outcome:
@@ -53,8 +63,23 @@ def handle_update(raw: dict) -> Outcome:
     g.replies = Replies(raw["update_id"])
     if kind in HANDLED_KINDS:
         bot.process_new_updates([types.Update.de_json(raw)])
-    response, queued = g.replies.flush(session, allow_ride=settings().reply_via_webhook_response)
-    return Outcome(duplicate=False, webhook_response=response, queued_calls=queued)
+    response = g.replies.flush(session, allow_ride=settings().reply_via_webhook_response)
+    return Outcome(duplicate=False, webhook_response=response)
+
+
+def answer_pre_checkout(raw: dict) -> tuple[dict, int, bool]:
+    """The answerPreCheckoutQuery for a pre-checkout update: (method, payer id, accepted).
+
+    No database: Telegram cancels the payment unless we answer within 10 s,
+    so the verdict comes from the signed payload alone.
+    """
+    query = types.PreCheckoutQuery.de_json(raw["pre_checkout_query"])
+    refusal = billing.pre_checkout_verdict(settings(), query.from_user.id, query.currency, query.total_amount,
+                                           query.invoice_payload)
+    answer = {"method": "answerPreCheckoutQuery", "pre_checkout_query_id": query.id, "ok": refusal is None}
+    if refusal:
+        answer["error_message"] = refusal
+    return answer, query.from_user.id, refusal is None
 
 
 def settings() -> Settings:
@@ -65,12 +90,166 @@ def replies() -> Replies:
     return g.replies
 
 
+def plans_keyboard() -> dict:
+    buttons = [[{"text": f"{plan.title}: {plan.stars} ⭐" + (" / month" if plan.recurring else ""),
+                 "callback_data": f"buy:{plan.id}"}] for plan in settings().plans]
+    return {"inline_keyboard": buttons}
+
+
+# --- users --------------------------------------------------------------------------------------
+
 @bot.message_handler(commands=["start"], chat_types=["private"])
 def on_start(message: types.Message) -> None:
+    source = (util.extract_arguments(message.text) or "").strip()
+    if source:
+        set_referral_source(db.session, message.from_user.id, source)
     name = message.from_user.first_name or "there"
-    replies().send_message(message.chat.id, f"Welcome, {name}!\n\n{HELP_TEXT}")
+    replies().send_message(message.chat.id, f"Welcome, {name}!\n\n{HELP_TEXT}", reply_markup=plans_keyboard())
+
+
+@bot.message_handler(commands=["plans"], chat_types=["private"])
+def on_plans(message: types.Message) -> None:
+    replies().send_message(message.chat.id, "Choose a plan:", reply_markup=plans_keyboard())
+
+
+@bot.message_handler(commands=["status"], chat_types=["private"])
+def on_status(message: types.Message) -> None:
+    record = membership.get(db.session, message.from_user.id)
+    if membership.is_active(record):
+        text = f"Your membership is active until {record.expires_at:%Y-%m-%d %H:%M} UTC."
+        replies().send_message(message.chat.id, text)
+    else:
+        replies().send_message(message.chat.id, "You are not a member at the moment.",
+                               reply_markup=plans_keyboard())
 
 
 @bot.message_handler(commands=["help"], chat_types=["private"])
 def on_help(message: types.Message) -> None:
-    replies().send_message(message.chat.id, HELP_TEXT)
+    text = HELP_TEXT + ("\n\n" + ADMIN_HELP if admin.is_admin(settings(), message.from_user.id) else "")
+    replies().send_message(message.chat.id, text)
+
+
+@bot.callback_query_handler(func=lambda query: True)
+def on_button(query: types.CallbackQuery) -> None:
+    data = query.data or ""
+    plan = settings().plan(data[4:]) if data.startswith("buy:") else None
+    if plan is None:
+        replies().call("answerCallbackQuery", {"callback_query_id": query.id,
+                                               "text": "This button is no longer valid. Try /plans."})
+        return
+    replies().call("answerCallbackQuery", {"callback_query_id": query.id})
+    params = billing.invoice_params(settings(), plan, query.from_user.id)
+    if plan.recurring:
+        # Subscriptions exist only as invoice links: create one, then send it.
+        outbox.enqueue_job(db.session, "subscription_link", {"user_id": query.from_user.id, "params": params,
+                                                             "title": plan.title}, chat_id=query.from_user.id)
+    else:
+        replies().call("sendInvoice", {"chat_id": query.from_user.id, **params}, chat_id=query.from_user.id)
+
+
+# --- payments -----------------------------------------------------------------------------------
+
+@bot.message_handler(content_types=["successful_payment"])
+def on_payment(message: types.Message) -> None:
+    paid = message.successful_payment
+    charge = billing.PaidCharge(
+        charge_id=paid.telegram_payment_charge_id,
+        user_id=message.from_user.id,
+        total_amount=paid.total_amount,
+        currency=paid.currency,
+        invoice_payload=paid.invoice_payload,
+        is_recurring=bool(getattr(paid, "is_recurring", False)),
+        subscription_expires_at=billing.from_timestamp(getattr(paid, "subscription_expiration_date", None)),
+    )
+    if billing.credit(db.session, settings(), charge, source="webhook") is None:
+        return  # this charge was credited before: a replay
+    record = membership.get(db.session, charge.user_id)
+    replies().send_message(message.chat.id, "Thank you! Your payment is received. Your membership runs until "
+                                            f"{record.expires_at:%Y-%m-%d %H:%M} UTC; your invite link follows.")
+
+
+@bot.message_handler(content_types=["refunded_payment"])
+def on_refund(message: types.Message) -> None:
+    billing.record_refund(db.session, message.refunded_payment.telegram_payment_charge_id)
+
+
+# --- the channel --------------------------------------------------------------------------------
+
+@bot.chat_member_handler()
+def on_member_change(change: types.ChatMemberUpdated) -> None:
+    if change.chat.id != settings().channel_id:
+        return
+    joined = change.new_chat_member.status in ("member", "restricted") and \
+        change.old_chat_member.status in ("left", "kicked")
+    if joined:
+        link = change.invite_link.invite_link if change.invite_link else None
+        invites.on_join(db.session, change.new_chat_member.user.id, link, change.chat.id)
+
+
+# --- admins -------------------------------------------------------------------------------------
+
+def admin_command(name: str):
+    """Register an admin command; everyone else gets a polite refusal and nothing happens."""
+    def register(handler):
+        @bot.message_handler(commands=[name], chat_types=["private"])
+        def guarded(message: types.Message) -> None:
+            if not admin.is_admin(settings(), message.from_user.id):
+                replies().send_message(message.chat.id, NOT_ADMIN)
+                return
+            handler(message, (util.extract_arguments(message.text) or "").split())
+        return guarded
+    return register
+
+
+@admin_command("stats")
+def on_stats(message: types.Message, args: list[str]) -> None:
+    figures = admin.stats(db.session)
+    replies().send_message(message.chat.id, (
+        f"Active members: {figures.active_members}\n"
+        f"Last 30 days: {figures.payments_30d} payments, {figures.stars_30d} Stars\n"
+        f"All time: {figures.payments_total} payments, {figures.stars_total} Stars"))
+
+
+@admin_command("grant")
+def on_grant(message: types.Message, args: list[str]) -> None:
+    user_id, days = (_whole(args[0]), _whole(args[1])) if len(args) == 2 else (None, None)
+    if not user_id or not days or days > admin.MAX_GRANT_DAYS:
+        replies().send_message(message.chat.id, f"Usage: /grant <user_id> <days>, days from 1 to {admin.MAX_GRANT_DAYS}.")
+        return
+    record = admin.grant(db.session, message.from_user.id, user_id, days)
+    replies().send_message(message.chat.id, f"Granted: user {user_id} is a member until "
+                                            f"{record.expires_at:%Y-%m-%d %H:%M} UTC; an invite is on its way.")
+
+
+@admin_command("revoke")
+def on_revoke(message: types.Message, args: list[str]) -> None:
+    user_id = _whole(args[0]) if len(args) == 1 else None
+    if not user_id:
+        replies().send_message(message.chat.id, "Usage: /revoke <user_id>")
+        return
+    if admin.revoke(db.session, user_id):
+        replies().send_message(message.chat.id, f"Revoked: user {user_id} is being removed from the channel.")
+    else:
+        replies().send_message(message.chat.id, f"User {user_id} has no membership.")
+
+
+@admin_command("refund")
+def on_admin_refund(message: types.Message, args: list[str]) -> None:
+    if len(args) != 1 or len(args[0]) > 255:
+        replies().send_message(message.chat.id, "Usage: /refund <telegram_payment_charge_id>")
+        return
+    if admin.request_refund(db.session, message.from_user.id, args[0]) is None:
+        known = billing.find_payment(db.session, args[0])
+        replies().send_message(message.chat.id, "Nothing to do: that charge is already refunded."
+                               if known else "No payment with that charge id.")
+        return
+    replies().send_message(message.chat.id, f"Refunding {args[0]}…")
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) <= 15 else None
+
+
+@bot.message_handler(func=lambda message: True, chat_types=["private"])
+def on_anything_else(message: types.Message) -> None:
+    replies().send_message(message.chat.id, "I did not understand that. " + HELP_TEXT)

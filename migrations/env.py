@@ -6,7 +6,6 @@ migrates, the others wait, then find the schema at head and do nothing. A
 transaction-level lock is released at commit, so it is also safe behind a
 transaction-mode PgBouncer (where session locks are not).
 """
-import db_wait
 from alembic import context
 from flask import current_app
 from sqlalchemy import create_engine, pool, text
@@ -72,5 +71,4 @@ def run_migrations_online():
 if context.is_offline_mode():
     run_migrations_offline()
 else:
-    with db_wait.unbounded():  # DDL and the replicas' lock wait may take long
-        run_migrations_online()
+    run_migrations_online()

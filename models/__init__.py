@@ -6,7 +6,7 @@ the metadata (the app factory calls it, for Alembic's autogenerate too).
 """
 import importlib
 
-MODEL_MODULES = ("user", "processed_update", "outbox", "dead_letter")
+MODEL_MODULES = ("user", "processed_update", "outbox", "dead_letter", "payment", "membership", "invite")
 
 
 def load_all() -> None:

@@ -20,3 +20,6 @@ class User(db.Model):
     referral_source: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the user last passed pre-checkout: the sweep leaves alone anyone
+    # whose payment may still be on its way.
+    checkout_started_at: Mapped[datetime | None]

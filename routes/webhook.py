@@ -18,12 +18,14 @@ import logging
 import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, jsonify, request
 
+import outbox
 import telegram_handler
 import watchdog
 from database import is_outage, is_transient, pool_timeouts
 from dead_letters import quarantine
 from extensions import db
 from health_probe import describe_error
+from users import note_checkout
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
@@ -46,10 +48,30 @@ def receive_update():
         raw = _read_update(request.get_data(cache=False))
     except BadUpdate as exc:
         return _error(400, str(exc))
+    if "pre_checkout_query" in raw:
+        return _answer_pre_checkout(raw)
     if current_app.extensions["db_probe"].known_down():
         return _unavailable()
     with watchdog.tracking(raw["update_id"]):
         return _apply(raw)
+
+
+def _answer_pre_checkout(raw: dict) -> Response:
+    """Answered before and without the database: Telegram allows 10 s, whatever our DB does.
+
+    Answering twice is harmless, so no dedupe. After the answer is sent, the
+    checkout is noted (best effort) so the expiry sweep spares a payer whose
+    payment may be on its way.
+    """
+    try:
+        answer, payer_id, accepted = telegram_handler.answer_pre_checkout(raw)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return _error(400, "malformed pre_checkout_query")
+    response = jsonify(answer)
+    if accepted:
+        app = current_app._get_current_object()
+        response.call_on_close(lambda: note_checkout(app, payer_id))
+    return response
 
 
 def _apply(raw: dict) -> Response:
@@ -63,8 +85,9 @@ def _apply(raw: dict) -> Response:
             return _outage(update_id, error)
         log.exception("update %s: handler failed; stored as a dead letter", update_id)
         return _quarantine(raw, error)
-    if outcome.queued_calls:
-        current_app.extensions["outbox_sender"].notify(outcome.queued_calls)
+    queued = outbox.take_enqueued_count(db.session)
+    if queued:
+        current_app.extensions["outbox_sender"].notify(queued)
     if outcome.webhook_response:
         return jsonify(outcome.webhook_response)
     return Response(status=200)

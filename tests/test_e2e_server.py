@@ -23,6 +23,18 @@ def timed_get(url: str) -> tuple[requests.Response, float]:
     return response, time.monotonic() - started
 
 
+def first_503_within(url: str, seconds: float) -> requests.Response:
+    """Poll until a 503; each answer and the whole wait must fit in ``seconds``."""
+    started = time.monotonic()
+    while True:
+        response, elapsed = timed_get(url)
+        assert elapsed < seconds, f"/health took {elapsed:.2f}s"
+        if response.status_code == 503:
+            assert time.monotonic() - started < seconds
+            return response
+        assert time.monotonic() - started < seconds, f"still {response.status_code} after {seconds}s"
+
+
 def test_reply_rides_on_the_response_and_redelivery_does_nothing(pg_database_url, emulator):
     with running_server(pg_database_url, emulator) as server:
         assert emulator.webhook_info()["url"] == f"{server.url}/webhook"
@@ -53,8 +65,7 @@ def test_database_stopped_then_back_loses_nothing_and_does_nothing_twice(fault_c
         with running_server(fault_cluster.url("bot"), emulator) as server:
             assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
             fault_cluster.stop()
-            health, elapsed = timed_get(f"{server.url}/health")
-            assert health.status_code == 503 and elapsed < 2.0, (health.status_code, elapsed)
+            health = first_503_within(f"{server.url}/health", seconds=2.0)
             assert health.json()["status"] == "unhealthy" and health.json()["reason"].startswith("database")
             started = time.monotonic()
             direct = post_raw(server, command(7001, 601, "/help"))
@@ -81,19 +92,14 @@ def test_frozen_database_health_answers_503_within_2s_and_recovers(fault_cluster
     with running_server(fault_cluster.url("bot"), emulator) as server:
         assert requests.get(f"{server.url}/health", timeout=5).status_code == 200
         fault_cluster.freeze()
-        frozen_at = time.monotonic()
         try:
-            worst = 0.0
-            while True:
-                response, elapsed = timed_get(f"{server.url}/health")
-                worst = max(worst, elapsed)
-                if response.status_code == 503:
-                    break
-                assert time.monotonic() - frozen_at < 2.0, "still 200 two seconds into the freeze"
-            assert time.monotonic() - frozen_at < 2.0 and worst < 2.0
+            first_503_within(f"{server.url}/health", seconds=2.0)
+            # A worker whose breaker has not tripped yet waits at most the
+            # client-side deadlines: a round trip (statement timeout + 1 s,
+            # the pool's pre-ping) plus a connect (2 s).
             webhook_started = time.monotonic()
             assert post_raw(server, command(7101, 611)).status_code == 503
-            assert time.monotonic() - webhook_started < 5.0
+            assert time.monotonic() - webhook_started < 3.0 + 2.0 + 1.0
         finally:
             fault_cluster.thaw()
         wait_until(lambda: requests.get(f"{server.url}/health", timeout=5).status_code == 200,

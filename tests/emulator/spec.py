@@ -118,7 +118,8 @@ def _is_structured(type_expr: str) -> bool:
     """True when the type is an object or an array (sent JSON-serialized in forms)."""
     if type_expr.startswith("Array of"):
         return True
-    return any(member in load_schema()["types"] for member in _union_members(type_expr))
+    types = load_schema()["types"]
+    return any(member in types and member != "InputFile" for member in _union_members(type_expr))
 
 
 def _coerce_scalar_text(value: Any, type_expr: str) -> Any:
