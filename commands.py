@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 import reconcile
 import sweep
@@ -44,6 +45,7 @@ def webhook_max_connections(workers: int, threads: int) -> int:
 
 
 @click.command("set-webhook")
+@with_appcontext
 @click.argument("url")
 @click.option("--drop-pending", is_flag=True, help="Discard updates Telegram is still holding.")
 @click.option("--max-connections", type=click.IntRange(1, 100), default=None,
@@ -69,12 +71,14 @@ def set_webhook(url: str, drop_pending: bool, max_connections: int | None) -> No
 
 
 @click.command("webhook-info")
+@with_appcontext
 def webhook_info() -> None:
     """Print Telegram's view of the webhook: pending updates, last error."""
     click.echo(json.dumps(_call("getWebhookInfo"), indent=2, sort_keys=True))
 
 
 @click.command("set-commands")
+@with_appcontext
 def set_commands() -> None:
     """Register the bot's command menu (once per deploy, not on every request)."""
     _call("setMyCommands", {"commands": BOT_COMMANDS})
@@ -82,6 +86,7 @@ def set_commands() -> None:
 
 
 @click.command("sweep")
+@with_appcontext
 @click.option("--at", "at", default=None, help="Evaluate expiries as of this ISO date-time (default: now, UTC).")
 @click.option("--dry-run", is_flag=True, help="List what would happen; change nothing.")
 def sweep_command(at: str | None, dry_run: bool) -> None:
@@ -96,6 +101,7 @@ def sweep_command(at: str | None, dry_run: bool) -> None:
 
 
 @click.command("reconcile")
+@with_appcontext
 def reconcile_command() -> None:
     """Compare Telegram's Stars transactions with our ledger and apply what is missing."""
     try:

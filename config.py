@@ -57,6 +57,7 @@ class Settings:
     telegram_connect_timeout: float = 3.05
     telegram_read_timeout: float = 10.0
     outbox_senders: int = 4
+    outbox_lease_seconds: int = 60
     reply_via_webhook_response: bool = True
     outbox_poll_seconds: float = 2.0
     watchdog_threshold_seconds: float = 30.0
@@ -219,6 +220,15 @@ def _check_secrets(bot_token: str, webhook_secret: str, local: bool) -> None:
         raise ConfigError("WEBHOOK_SECRET must be 1-256 characters of A-Za-z0-9_- (Telegram's secret_token rule)")
 
 
+def _check_lease(settings: Settings) -> None:
+    longest_call = settings.telegram_connect_timeout + settings.telegram_read_timeout
+    if settings.outbox_lease_seconds <= longest_call + 1:
+        raise ConfigError(
+            f"OUTBOX_LEASE_SECONDS={settings.outbox_lease_seconds} must exceed the longest Bot API call "
+            f"({longest_call:.0f}s of connect + read timeout) by more than a second, "
+            "or a slow call's job would be sent twice")
+
+
 def _check_budget(settings: Settings) -> None:
     if settings.is_local:
         return
@@ -263,6 +273,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100),
         telegram_read_timeout=_float(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
         outbox_senders=_int(env, "OUTBOX_SENDERS", 4, 1, 64),
+        outbox_lease_seconds=_int(env, "OUTBOX_LEASE_SECONDS", 60, 1),
         reply_via_webhook_response=_bool(env, "REPLY_VIA_WEBHOOK_RESPONSE", True),
         watchdog_threshold_seconds=_float(env, "WATCHDOG_SECONDS", 30.0, 0.1),
         gunicorn_timeout=_int(env, "GUNICORN_TIMEOUT", 30, 1),
@@ -280,6 +291,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
     values.update(overrides)
     settings = Settings(**values)
     _check_budget(settings)
+    _check_lease(settings)
     return settings
 
 

@@ -6,6 +6,7 @@ validated once (config.py) and reaches everything else through
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -65,7 +66,8 @@ def register_workers(app: Flask, settings: Settings) -> None:
     app.extensions["telegram_client"] = client
     app.extensions["background_slots"] = slots
     app.extensions["outbox_sender"] = OutboxSender(
-        app, client, slots, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds)
+        app, client, slots, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds,
+        lease=timedelta(seconds=settings.outbox_lease_seconds))
     app.extensions["watchdog"] = Watchdog(settings.watchdog_threshold_seconds)
     app.extensions["timers"] = _timers(app, settings, slots)
 

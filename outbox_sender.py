@@ -12,6 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable, Iterator
 
 from flask import Flask
@@ -78,12 +79,13 @@ def run_call(job: ClaimedJob, context: JobContext) -> None:
 
 class OutboxSender:
     def __init__(self, app: Flask, client: BotApiClient, slots: BackgroundSlots, *,
-                 threads: int, poll_seconds: float):
+                 threads: int, poll_seconds: float, lease: timedelta):
         self._app = app
         self._client = client
         self._slots = slots
         self._thread_count = threads
         self._poll_seconds = poll_seconds
+        self._lease = lease
         self._wakeups = 0
         self._condition = threading.Condition()
         self._stopping = threading.Event()
@@ -128,7 +130,7 @@ class OutboxSender:
 
     def _send_one(self) -> bool:
         with background_session(self._app, self._slots) as session:
-            job = outbox.claim_next(session)
+            job = outbox.claim_next(session, lease=self._lease)
             session.commit()
         if job is None:
             return False

@@ -168,7 +168,9 @@ def on_payment(message: types.Message) -> None:
                                             f"{record.expires_at:%Y-%m-%d %H:%M} UTC; your invite link follows.")
 
 
-@bot.message_handler(content_types=["refunded_payment"])
+# pyTelegramBotAPI 4.37.1 parses refunded_payment but leaves content_type
+# None, so a content_types=["refunded_payment"] filter never matches.
+@bot.message_handler(func=lambda message: message.refunded_payment is not None, content_types=[None])
 def on_refund(message: types.Message) -> None:
     billing.record_refund(db.session, message.refunded_payment.telegram_payment_charge_id)
 

@@ -6,7 +6,11 @@ with its migrations applied and its background threads running.
 """
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+
 import pytest
+from werkzeug.serving import make_server
 
 import lifecycle
 import schema
@@ -67,3 +71,25 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@dataclass
+class LiveBot:
+    """The app behind a real HTTP server, registered as the emulator's webhook."""
+
+    app: object
+    emulator: BotApiEmulator
+    url: str
+
+
+@pytest.fixture
+def live(app, emulator):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-webhook", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/webhook"
+    result = app.test_cli_runner().invoke(args=["set-webhook", url])
+    assert result.exit_code == 0, result.output
+    yield LiveBot(app, emulator, url)
+    server.shutdown()
+    thread.join(5)

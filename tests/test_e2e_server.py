@@ -13,6 +13,7 @@ from tests.conftest import BOT_TOKEN, CHANNEL_ID
 from tests.e2e import flask_cli, post_raw, running_server
 from tests.emulator import BotApiEmulator
 from tests.helpers import command, wait_until
+from tests.test_membership import buy, invite_message, link_in
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -186,3 +187,19 @@ def test_watchdog_reports_a_stuck_update_with_its_stack(pg_database_url, emulato
         match = server.wait_for_log(r"stuck request: update_id=9001 running for [\d.]+s", timeout=10)
         assert "claim_update" in server.log_text()[match.start():]
         assert post_raw(server, command(9001, 621)).status_code == 200
+
+
+def test_worker_killed_between_payment_and_invite_still_delivers_the_invite(pg_database_url, emulator):
+    emulator.inject("createChatInviteLink", "hang", times=1)
+    with running_server(pg_database_url, emulator, TELEGRAM_READ_TIMEOUT="2", OUTBOX_LEASE_SECONDS="7") as server:
+        paid = buy(emulator, 3001)
+        assert paid.ok
+        emulator.wait_for_hangs(1)  # a sender is inside the invite job, waiting on Telegram
+        workers = server.worker_pids()
+        for pid in workers:
+            server.signal_worker(pid, signal.SIGKILL)
+        server.wait_for_workers(2, exclude=workers)
+        emulator.release_hangs()
+        invite = invite_message(emulator, 3001)
+        assert emulator.join_via_link(emulator.user(3001), link_in(invite)).joined
+        assert len([c for c in emulator.calls("sendMessage") if "t.me/" in c.params.get("text", "")]) == 1
