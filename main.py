@@ -20,7 +20,7 @@ import models
 from extensions import db, migrate
 from health_probe import DatabaseProbe
 from logging_setup import configure_logging
-from outbox_sender import OutboxSender
+from outbox_sender import OutboxSender, RateLimiter
 from routes import health, webhook
 from telegram_client import BotApiClient, Timeouts
 from timers import PeriodicTask
@@ -67,7 +67,10 @@ def register_workers(app: Flask, settings: Settings) -> None:
     app.extensions["background_slots"] = slots
     app.extensions["outbox_sender"] = OutboxSender(
         app, client, slots, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds,
-        lease=timedelta(seconds=settings.outbox_lease_seconds))
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
+        chat_interval=timedelta(milliseconds=settings.outbox_chat_interval_ms),
+        # Telegram's overall pace (~30/s) is shared by every worker.
+        pace=RateLimiter(settings.outbox_max_per_second / settings.web_concurrency))
     app.extensions["watchdog"] = Watchdog(settings.watchdog_threshold_seconds)
     app.extensions["timers"] = _timers(app, settings, slots)
 
@@ -78,7 +81,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def _timers(app: Flask, settings: Settings, slots: BackgroundSlots) -> list[PeriodicTask]:
-    timers = [PeriodicTask(app, slots, "prune-ledger", periodic_jobs.prune_ledger_job, every_seconds=3600)]
+    timers = [PeriodicTask(app, slots, "prune", periodic_jobs.prune_job, every_seconds=3600)]
     if settings.sweep_interval_seconds:
         timers.append(PeriodicTask(app, slots, "sweep", periodic_jobs.sweep_job, settings.sweep_interval_seconds))
     if settings.reconcile_interval_seconds and settings.bot_token:

@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from models.base import utcnow
@@ -52,16 +52,22 @@ def take_enqueued_count(session: Session) -> int:
     return session.info.pop(ENQUEUED, 0)
 
 
-def claim_next(session: Session, now: datetime | None = None, lease: timedelta = LEASE) -> ClaimedJob | None:
+def claim_next(session: Session, now: datetime | None = None, lease: timedelta = LEASE,
+               chat_interval: timedelta = timedelta(0)) -> ClaimedJob | None:
     """Lease the oldest due job whose chat has no earlier pending job.
 
     One UPDATE ... RETURNING over a ``FOR UPDATE SKIP LOCKED`` subquery, so
     concurrent senders in any worker or replica never claim the same job.
+    A chat also waits ``chat_interval`` after its last delivered job:
+    Telegram allows about one message a second per chat.
     """
     now = now or utcnow()
-    earlier = aliased(OutboxJob)
+    earlier, sent = aliased(OutboxJob), aliased(OutboxJob)
     earlier_pending_in_chat = exists().where(
         earlier.status == PENDING, earlier.chat_id == OutboxJob.chat_id, earlier.id < OutboxJob.id
+    )
+    sent_recently_to_chat = exists().where(
+        sent.chat_id == OutboxJob.chat_id, sent.status == DONE, sent.finished_at > now - chat_interval
     )
     candidate = (
         select(OutboxJob.id)
@@ -69,7 +75,7 @@ def claim_next(session: Session, now: datetime | None = None, lease: timedelta =
             OutboxJob.status == PENDING,
             OutboxJob.not_before <= now,
             or_(OutboxJob.locked_until.is_(None), OutboxJob.locked_until < now),
-            or_(OutboxJob.chat_id.is_(None), ~earlier_pending_in_chat),
+            or_(OutboxJob.chat_id.is_(None), and_(~earlier_pending_in_chat, ~sent_recently_to_chat)),
         )
         .order_by(OutboxJob.id)
         .limit(1)
@@ -116,6 +122,13 @@ def backoff_seconds(attempts: int) -> float:
     """Exponential with full jitter, so retries from many jobs do not arrive together."""
     ceiling = min(MAX_BACKOFF_SECONDS, 2 ** min(attempts, 16))
     return random.uniform(ceiling / 2, ceiling)
+
+
+def prune_finished(session: Session, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delivered and abandoned jobs are history after a week."""
+    cutoff = utcnow() - older_than
+    result = session.execute(delete(OutboxJob).where(OutboxJob.status != PENDING, OutboxJob.finished_at < cutoff))
+    return result.rowcount or 0
 
 
 def pending_count(session: Session) -> int:

@@ -77,15 +77,41 @@ def run_call(job: ClaimedJob, context: JobContext) -> None:
     context.client.call(job.payload["method"], job.payload.get("params") or {})
 
 
+class RateLimiter:
+    """At most ``per_second`` turns a second across this worker's senders (a token bucket)."""
+
+    def __init__(self, per_second: float, burst: float | None = None):
+        self._interval = 1.0 / per_second
+        self._burst = burst if burst is not None else max(1.0, per_second)
+        self._tokens = self._burst
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait_for_turn(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self._burst, self._tokens + (now - self._updated) / self._interval)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                delay = (1 - self._tokens) * self._interval
+            time.sleep(delay)  # pacing, not synchronisation: the next token is due then
+
+
 class OutboxSender:
     def __init__(self, app: Flask, client: BotApiClient, slots: BackgroundSlots, *,
-                 threads: int, poll_seconds: float, lease: timedelta):
+                 threads: int, poll_seconds: float, lease: timedelta,
+                 chat_interval: timedelta = timedelta(0), pace: "RateLimiter | None" = None):
         self._app = app
         self._client = client
         self._slots = slots
         self._thread_count = threads
         self._poll_seconds = poll_seconds
         self._lease = lease
+        self._chat_interval = chat_interval
+        self._pace = pace
         self._wakeups = 0
         self._condition = threading.Condition()
         self._stopping = threading.Event()
@@ -130,10 +156,12 @@ class OutboxSender:
 
     def _send_one(self) -> bool:
         with background_session(self._app, self._slots) as session:
-            job = outbox.claim_next(session, lease=self._lease)
+            job = outbox.claim_next(session, lease=self._lease, chat_interval=self._chat_interval)
             session.commit()
         if job is None:
             return False
+        if self._pace is not None:
+            self._pace.wait_for_turn()
         self._deliver(job)
         return True
 

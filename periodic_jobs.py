@@ -14,9 +14,11 @@ from update_ledger import prune_ledger
 log = logging.getLogger(__name__)
 
 
-def prune_ledger_job(app: Flask, slots: BackgroundSlots) -> None:
+def prune_job(app: Flask, slots: BackgroundSlots) -> None:
+    """Keep the dedupe ledger and the outbox history from growing forever."""
     with background_session(app, slots) as session:
         prune_ledger(session)
+        outbox.prune_finished(session)
         session.commit()
 
 

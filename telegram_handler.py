@@ -43,6 +43,8 @@ HELP_TEXT = (
 )
 ADMIN_HELP = "Admin commands: /stats, /grant <user_id> <days>, /revoke <user_id>, /refund <charge_id>"
 NOT_ADMIN = "Sorry, that command is for the channel's admins."
+SLOW_DOWN = "You are sending messages too fast. Please wait a minute, then try again."
+THROTTLED_KINDS = frozenset({"message", "callback_query"})
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,24 @@ def handle_update(raw: dict) -> Outcome:
     if not claim_update(session, raw["update_id"], kind):
         return Outcome(duplicate=True)
     sender = sender_of(raw, kind)
-    if sender is not None:
-        remember_user(session, sender)
+    recent = remember_user(session, sender) if sender is not None else 0
     g.replies = Replies(raw["update_id"])
-    if kind in HANDLED_KINDS:
+    if _flooding(raw, kind, recent):
+        if recent == settings().flood_limit_per_minute + 1:
+            g.replies.send_message(sender["id"], SLOW_DOWN)
+    elif kind in HANDLED_KINDS:
         bot.process_new_updates([types.Update.de_json(raw)])
     response = g.replies.flush(session, allow_ride=settings().reply_via_webhook_response)
     return Outcome(duplicate=False, webhook_response=response)
+
+
+def _flooding(raw: dict, kind: str, recent: int) -> bool:
+    """Over the per-minute limit; payments are never throttled (pre-checkouts never get here)."""
+    limit = settings().flood_limit_per_minute
+    if not limit or recent <= limit or kind not in THROTTLED_KINDS:
+        return False
+    message = raw.get("message") or {}
+    return "successful_payment" not in message and "refunded_payment" not in message
 
 
 def answer_pre_checkout(raw: dict) -> tuple[dict, int, bool]:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import case
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -12,6 +13,8 @@ from background import background_session
 from upsert import insert_for
 
 log = logging.getLogger(__name__)
+
+FLOOD_WINDOW = timedelta(minutes=1)
 
 
 def sender_of(raw: dict, kind: str) -> dict | None:
@@ -25,7 +28,12 @@ def sender_of(raw: dict, kind: str) -> dict | None:
     return None
 
 
-def remember_user(session: Session, sender: dict, now: datetime | None = None) -> None:
+def remember_user(session: Session, sender: dict, now: datetime | None = None) -> int:
+    """Upsert the user; returns how many updates they sent in the current minute.
+
+    The flood counter rides on the same statement, so it costs no extra round
+    trip and holds across workers and replicas (it lives in the database).
+    """
     now = now or utcnow()
     values = {
         "username": _text(sender.get("username"), 64),
@@ -33,8 +41,15 @@ def remember_user(session: Session, sender: dict, now: datetime | None = None) -
         "language_code": _text(sender.get("language_code"), 16),
         "last_seen_at": now,
     }
-    statement = insert_for(session, User).values(id=sender["id"], created_at=now, **values)
-    session.execute(statement.on_conflict_do_update(index_elements=["id"], set_=values))
+    in_window = User.window_started_at > now - FLOOD_WINDOW
+    statement = insert_for(session, User).values(
+        id=sender["id"], created_at=now, window_started_at=now, updates_in_window=1, **values)
+    statement = statement.on_conflict_do_update(index_elements=["id"], set_={
+        **values,
+        "updates_in_window": case((in_window, User.updates_in_window + 1), else_=1),
+        "window_started_at": case((in_window, User.window_started_at), else_=now),
+    })
+    return session.execute(statement.returning(User.updates_in_window)).scalar_one()
 
 
 def set_referral_source(session: Session, user_id: int, source: str) -> None:

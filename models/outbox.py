@@ -49,6 +49,8 @@ class OutboxJob(db.Model):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # Per-chat pacing looks up the chat's last delivered job.
+        Index("ix_outbox_chat_finished", "chat_id", "finished_at"),
         Index(
             "ix_outbox_pending_chat",
             "chat_id",

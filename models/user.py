@@ -23,3 +23,6 @@ class User(db.Model):
     # When the user last passed pre-checkout: the sweep leaves alone anyone
     # whose payment may still be on its way.
     checkout_started_at: Mapped[datetime | None]
+    # Flood control: updates counted in the minute that started at window_started_at.
+    window_started_at: Mapped[datetime | None]
+    updates_in_window: Mapped[int] = mapped_column(default=0, server_default="0")

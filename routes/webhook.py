@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 import outbox
 import telegram_handler
+import update_shape
 import watchdog
 from database import is_outage, is_transient, pool_timeouts
 from dead_letters import quarantine
@@ -140,8 +141,14 @@ def _read_update(body: bytes) -> dict:
         raise BadUpdate("update_id must be a non-negative integer")
     if len(raw) > 2:
         raise BadUpdate("an update carries at most one kind of content")
-    if any(not isinstance(value, dict) for key, value in raw.items() if key != "update_id"):
-        raise BadUpdate("an update's content must be an object")
+    for kind, body in raw.items():
+        if kind == "update_id":
+            continue
+        if not isinstance(body, dict):
+            raise BadUpdate("an update's content must be an object")
+        issue = update_shape.problem(kind, body)
+        if issue:
+            raise BadUpdate(f"malformed update: {issue}")
     return raw
 
 
