@@ -53,16 +53,21 @@ class JobContext:
     def transaction(self) -> Iterator[Session]:
         with background_session(self.app, self.slots) as session:
             yield session
-            session.commit()
-            queued = outbox.take_enqueued_count(session)
-        if queued:
-            self.app.extensions["outbox_sender"].notify(queued)
+            commit_and_wake(self.app, session)
 
 
 # A runner performs one job against Telegram; raising TelegramError or
 # TelegramUnavailable lets the sender decide between retrying and giving up.
 Runner = Callable[[ClaimedJob, JobContext], None]
 RUNNERS: dict[str, Runner] = {}
+
+
+def commit_and_wake(app: Flask, session: Session) -> None:
+    """Commit, then wake as many senders as the transaction queued jobs."""
+    session.commit()
+    queued = outbox.take_enqueued_count(session)
+    if queued:
+        app.extensions["outbox_sender"].notify(queued)
 
 
 def runner(kind: str):

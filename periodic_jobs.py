@@ -9,6 +9,7 @@ import outbox
 import reconcile
 import sweep
 from background import BackgroundSlots, background_session
+from outbox_sender import commit_and_wake
 from update_ledger import prune_ledger
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,7 @@ def sweep_job(app: Flask, slots: BackgroundSlots) -> None:
     settings = app.config["SETTINGS"]
     with background_session(app, slots) as session:
         report = sweep.run(session, settings)
-        session.commit()
-        queued = outbox.take_enqueued_count(session)
-    if queued:
-        app.extensions["outbox_sender"].notify(queued)
+        commit_and_wake(app, session)
     if report.reminded or report.removed:
         log.info(report.summary())
 
@@ -39,9 +37,6 @@ def reconcile_job(app: Flask, slots: BackgroundSlots) -> None:
     transactions = reconcile.fetch_transactions(app.extensions["telegram_client"])
     with background_session(app, slots) as session:
         report = reconcile.apply(session, app.config["SETTINGS"], transactions)
-        session.commit()
-        queued = outbox.take_enqueued_count(session)
-    if queued:
-        app.extensions["outbox_sender"].notify(queued)
+        commit_and_wake(app, session)
     if report.credited or report.refunded:
         log.warning(report.summary())

@@ -165,3 +165,9 @@ def test_start_records_the_deep_link_referral(live):
     live.emulator.send_message(live.emulator.user(1011), "/start promo_autumn")
     with live.app.app_context():
         assert db.session.get(User, 1011).referral_source == "promo_autumn"
+
+
+def test_set_commands_registers_the_menu(live):
+    result = live.app.test_cli_runner().invoke(args=["set-commands"])
+    assert result.exit_code == 0, result.output
+    assert [c["command"] for c in live.emulator.commands()] == ["plans", "status", "help"]
