@@ -6,7 +6,6 @@ with one line that names it, never as a traceback inside a request.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import os
@@ -14,8 +13,8 @@ import re
 import sys
 from dataclasses import dataclass
 from typing import Mapping
-from urllib.parse import urlsplit
 
+from env_values import ConfigError, chat_id, flag, http_url, number, user_ids, whole_number
 from plans import Plan, PlanError, parse_plans
 
 SECRET_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -29,10 +28,6 @@ LOCAL_DATABASE_FILE = "bot.sqlite3"
 BACKGROUND_CONNECTIONS = 2
 # Each worker's /health probe has its own one-connection engine.
 HEALTH_PROBE_CONNECTIONS = 1
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message is the one line an operator reads."""
 
 
 @dataclass(frozen=True)
@@ -134,55 +129,6 @@ def normalize_database_url(url: str) -> str:
     raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported: use postgresql:// (or postgres://)")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ConfigError(f"{name}={value} must be {bounds}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} must be >= {minimum}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} must be true or false")
-
-
-def _user_ids(raw: str, name: str) -> frozenset[int]:
-    ids = set()
-    for part in raw.replace(" ", "").split(","):
-        if not part:
-            continue
-        if not re.fullmatch(r"\d{1,20}", part):
-            raise ConfigError(f"{name} must be comma-separated Telegram user ids, got {part!r}")
-        ids.add(int(part))
-    return frozenset(ids)
-
-
 def _payload_secret(raw: str, bot_token: str) -> bytes:
     """The key that signs invoice payloads: PAYLOAD_SECRET, else derived from the token.
 
@@ -194,21 +140,6 @@ def _payload_secret(raw: str, bot_token: str) -> bytes:
             raise ConfigError("PAYLOAD_SECRET must be at least 16 characters")
         return raw.encode()
     return hmac.new(bot_token.encode() or b"local", b"invoice-payload-v1", hashlib.sha256).digest()
-
-
-def _channel_id(raw: str | None) -> int | None:
-    if raw is None or raw.strip() == "":
-        return None
-    if not re.fullmatch(r"-?\d{1,20}", raw.strip()):
-        raise ConfigError(f"CHANNEL_ID must be a numeric chat id such as -1001234567890, got {raw!r}")
-    return int(raw)
-
-
-def _api_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"TELEGRAM_API_URL={raw!r} is not an http(s) URL")
-    return raw.rstrip("/")
 
 
 def _check_secrets(bot_token: str, webhook_secret: str, local: bool) -> None:
@@ -264,35 +195,35 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         webhook_secret=webhook_secret,
         database_url=database_url,
         migration_database_url=normalize_database_url(unpooled) if unpooled else database_url,
-        telegram_api_url=_api_url(env.get("TELEGRAM_API_URL", "https://api.telegram.org").strip()),
-        port=_int(env, "PORT", 8000, 1, 65535),
-        web_concurrency=_int(env, "WEB_CONCURRENCY", 2, 1, 64),
-        gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, 1, 256),
-        channel_id=_channel_id(env.get("CHANNEL_ID")),
-        admin_ids=_user_ids(env.get("ADMIN_IDS", ""), "ADMIN_IDS"),
+        telegram_api_url=http_url(env.get("TELEGRAM_API_URL", "https://api.telegram.org").strip()),
+        port=whole_number(env, "PORT", 8000, 1, 65535),
+        web_concurrency=whole_number(env, "WEB_CONCURRENCY", 2, 1, 64),
+        gunicorn_threads=whole_number(env, "GUNICORN_THREADS", 4, 1, 256),
+        channel_id=chat_id(env.get("CHANNEL_ID")),
+        admin_ids=user_ids(env.get("ADMIN_IDS", ""), "ADMIN_IDS"),
         plans=plans,
-        db_max_connections=_int(env, "DB_MAX_CONNECTIONS", 20, 1),
-        db_pool_timeout=_float(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
-        db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100),
-        telegram_read_timeout=_float(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
-        outbox_senders=_int(env, "OUTBOX_SENDERS", 4, 1, 64),
-        outbox_lease_seconds=_int(env, "OUTBOX_LEASE_SECONDS", 60, 1),
-        outbox_max_per_second=_float(env, "OUTBOX_MAX_PER_SECOND", 25.0, 0.1),
-        outbox_chat_interval_ms=_int(env, "OUTBOX_CHAT_INTERVAL_MS", 1000, 0),
-        flood_limit_per_minute=_int(env, "FLOOD_LIMIT_PER_MINUTE", 30, 0),
-        reply_via_webhook_response=_bool(env, "REPLY_VIA_WEBHOOK_RESPONSE", True),
-        watchdog_threshold_seconds=_float(env, "WATCHDOG_SECONDS", 30.0, 0.1),
-        gunicorn_timeout=_int(env, "GUNICORN_TIMEOUT", 30, 1),
-        max_requests=_int(env, "MAX_REQUESTS", 2000, 0),
+        db_max_connections=whole_number(env, "DB_MAX_CONNECTIONS", 20, 1),
+        db_pool_timeout=number(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
+        db_statement_timeout_ms=whole_number(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100),
+        telegram_read_timeout=number(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
+        outbox_senders=whole_number(env, "OUTBOX_SENDERS", 4, 1, 64),
+        outbox_lease_seconds=whole_number(env, "OUTBOX_LEASE_SECONDS", 60, 1),
+        outbox_max_per_second=number(env, "OUTBOX_MAX_PER_SECOND", 25.0, 0.1),
+        outbox_chat_interval_ms=whole_number(env, "OUTBOX_CHAT_INTERVAL_MS", 1000, 0),
+        flood_limit_per_minute=whole_number(env, "FLOOD_LIMIT_PER_MINUTE", 30, 0),
+        reply_via_webhook_response=flag(env, "REPLY_VIA_WEBHOOK_RESPONSE", True),
+        watchdog_threshold_seconds=number(env, "WATCHDOG_SECONDS", 30.0, 0.1),
+        gunicorn_timeout=whole_number(env, "GUNICORN_TIMEOUT", 30, 1),
+        max_requests=whole_number(env, "MAX_REQUESTS", 2000, 0),
         control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         payload_secret=_payload_secret(env.get("PAYLOAD_SECRET", ""), bot_token),
-        invite_ttl_hours=_int(env, "INVITE_TTL_HOURS", 24, 1, 24 * 30),
-        reminder_days=_int(env, "REMINDER_DAYS", 3, 0, 60),
-        removal_grace_hours=_int(env, "REMOVAL_GRACE_HOURS", 12, 0, 24 * 30),
-        never_remove_ids=_user_ids(env.get("NEVER_REMOVE_IDS", ""), "NEVER_REMOVE_IDS"),
-        sweep_interval_seconds=_int(env, "SWEEP_INTERVAL_SECONDS", 300, 0),
-        reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL_SECONDS", 3600, 0),
+        invite_ttl_hours=whole_number(env, "INVITE_TTL_HOURS", 24, 1, 24 * 30),
+        reminder_days=whole_number(env, "REMINDER_DAYS", 3, 0, 60),
+        removal_grace_hours=whole_number(env, "REMOVAL_GRACE_HOURS", 12, 0, 24 * 30),
+        never_remove_ids=user_ids(env.get("NEVER_REMOVE_IDS", ""), "NEVER_REMOVE_IDS"),
+        sweep_interval_seconds=whole_number(env, "SWEEP_INTERVAL_SECONDS", 300, 0),
+        reconcile_interval_seconds=whole_number(env, "RECONCILE_INTERVAL_SECONDS", 3600, 0),
     )
     values.update(overrides)
     settings = Settings(**values)
@@ -310,11 +241,4 @@ def load_settings_or_exit(env: Mapping[str, str] | None = None) -> Settings:
         raise SystemExit(2) from None
 
 
-def replace(settings: Settings, **changes) -> Settings:
-    """A copy with changes, validated again (used by tests and the CLI)."""
-    updated = dataclasses.replace(settings, **changes)
-    _check_budget(updated)
-    return updated
-
-
-__all__ = ["ConfigError", "Settings", "load_settings", "load_settings_or_exit", "normalize_database_url", "replace"]
+__all__ = ["ConfigError", "Settings", "load_settings", "load_settings_or_exit", "normalize_database_url"]

@@ -1,6 +1,7 @@
 """Expiry sweep (exactly once, concurrently), subscriptions and reconciliation."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -62,8 +63,7 @@ def test_sweep_spares_whitelisted_and_mid_checkout_users(app):
     with app.app_context():
         db.session.add(User(id=2102, first_name="", checkout_started_at=utcnow()))
         db.session.commit()
-        report = sweep.run(db.session, settings.__class__(**{**settings.__dict__,
-                                                             "never_remove_ids": frozenset({2101})}))
+        report = sweep.run(db.session, dataclasses.replace(settings, never_remove_ids=frozenset({2101})))
         db.session.commit()
     assert report.removed == []
 
