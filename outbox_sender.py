@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 import outbox
 from background import BackgroundSlots, background_session
+from health_probe import describe_error
 from outbox import ClaimedJob
 from telegram_client import BotApiClient, TelegramError, TelegramUnavailable
 
@@ -147,8 +148,8 @@ class OutboxSender:
         while not self._stopping.is_set():
             try:
                 worked = self._send_one()
-            except Exception:  # the database is down or a runner has a bug: keep the thread
-                self._log_outage()
+            except Exception as error:  # the database is down: keep the thread, try again later
+                self._log_outage(error)
                 worked = False
             if not worked:
                 self._wait_for_work()
@@ -198,16 +199,35 @@ class OutboxSender:
             log.warning("outbox job %s (%s) refused by Telegram, not retried: %s", job.id, _describe(job), error)
 
     def _settle(self, job: ClaimedJob, change: Callable) -> None:
-        with background_session(self._app, self._slots) as session:
-            change(session)
-            session.commit()
+        """Record a job's outcome, riding out a short database outage.
 
-    def _log_outage(self) -> None:
+        The call has happened; if the outcome is not recorded, the job is sent
+        again when its lease expires (and blocks its chat until then). So keep
+        trying for a while, with backoff, before giving that up.
+        """
+        give_up_at = time.monotonic() + self._lease.total_seconds() / 2
+        delay = 0.2
+        while True:
+            try:
+                with background_session(self._app, self._slots) as session:
+                    change(session)
+                    session.commit()
+                return
+            except Exception as error:
+                if time.monotonic() + delay >= give_up_at or self._stopping.is_set():
+                    log.error("outbox job %s (%s): outcome not recorded, it will be sent again after its lease: %s",
+                              job.id, _describe(job), describe_error(error))
+                    return
+                self._log_outage(error)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _log_outage(self, error: BaseException) -> None:
         # One line per poll interval is enough when the database is down.
         now = time.monotonic()
         if now - self._last_outage_log >= self._poll_seconds:
             self._last_outage_log = now
-            log.exception("outbox sender cannot reach the database; retrying")
+            log.warning("outbox sender cannot reach the database, retrying: %s", describe_error(error))
 
 
 def _describe(job: ClaimedJob) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from models.base import utcnow
 from models.user import User
 from background import background_session
+from health_probe import describe_error
 from upsert import insert_for
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def note_checkout(app, user_id: int) -> None:
         with background_session(app, app.extensions["background_slots"]) as session:
             remember_checkout(session, user_id)
             session.commit()
-    except Exception:  # the payment goes on without this; the sweep's grace period covers it
-        log.warning("could not note the checkout of user %s", user_id, exc_info=True)
+    except Exception as error:  # the payment goes on without this; the sweep's grace period covers it
+        log.warning("could not note the checkout of user %s: %s", user_id, describe_error(error))
 
 
 def remember_checkout(session: Session, user_id: int, now: datetime | None = None) -> None:

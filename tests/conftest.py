@@ -49,10 +49,12 @@ def emulator():
         yield emulator
 
 
-def build_app(env: dict[str, str], **overrides):
+def build_app(env: dict[str, str], background: bool = True, **overrides):
+    """An app with its schema at head and, unless told otherwise, its background threads running."""
     app = create_app(load_settings(env, **overrides))
     schema.upgrade_to_head(app, wait_seconds=0)
-    lifecycle.start_background(app)
+    if background:
+        lifecycle.start_background(app)
     return app
 
 

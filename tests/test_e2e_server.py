@@ -1,7 +1,10 @@
 """End to end: real gunicorn (2 gthread workers) from the Procfile, real PostgreSQL, the emulator."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import BOT_TOKEN, CHANNEL_ID
-from tests.e2e import flask_cli, post_raw, running_server
+from tests.conftest import BOT_TOKEN, CHANNEL_ID, make_env
+from tests.e2e import REPO, flask_cli, post_raw, running_server
 from tests.emulator import BotApiEmulator
 from tests.helpers import command, wait_until
 from tests.test_membership import buy, invite_message, link_in
@@ -203,3 +206,34 @@ def test_worker_killed_between_payment_and_invite_still_delivers_the_invite(pg_d
         invite = invite_message(emulator, 3001)
         assert emulator.join_via_link(emulator.user(3001), link_in(invite)).joined
         assert len([c for c in emulator.calls("sendMessage") if "t.me/" in c.params.get("text", "")]) == 1
+
+
+def test_pre_checkout_is_answered_with_the_database_down_and_the_payment_lands_after(fault_cluster):
+    emulator = BotApiEmulator(token=BOT_TOKEN, channel_id=CHANNEL_ID, retry_delays=(0.2, 0.5, 1.0),
+                              max_attempts=60).start()
+    try:
+        with running_server(fault_cluster.url("bot"), emulator) as server:
+            user = emulator.user(3101, "Payer")
+            menu = emulator.send_message(user, "/plans").delivery.response_call
+            emulator.press_button(user, menu, "buy:month")
+            invoice = emulator.wait_for_call("sendInvoice", lambda c: c.params["chat_id"] == 3101)
+            fault_cluster.stop()
+            first_503_within(f"{server.url}/health", seconds=2.0)
+            paying = ThreadPoolExecutor(max_workers=1).submit(emulator.pay_invoice, user, invoice)
+            answer = emulator.wait_for_call("answerPreCheckoutQuery", timeout=10)
+            assert answer.params["ok"] is True and answer.via_webhook_response
+            fault_cluster.start()
+            assert paying.result(timeout=60).ok
+            invite_message(emulator, 3101)
+    finally:
+        emulator.stop()
+
+
+def test_replicas_starting_together_migrate_once(pg_database_url):
+    env = {**os.environ, **make_env(pg_database_url, "http://127.0.0.1:9")}
+    procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "main", "db", "upgrade"], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(3)]
+    outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
+    assert sum("Running upgrade  -> 0001" in output for output in outputs) == 1, outputs

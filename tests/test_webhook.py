@@ -100,3 +100,33 @@ def test_no_connection_is_left_idle_in_transaction(app, client):
                                                       "entities": [{"type": "bot_command"}]}})
     assert sessions_of(app, "idle in transaction") == 0
     assert checked_out(app) == 0
+
+
+def test_an_exhausted_pool_answers_503_fast_and_health_says_saturated(pg_database_url, emulator):
+    import time
+
+    import lifecycle
+    from extensions import db
+    from tests.conftest import build_app, make_env
+
+    # No background threads: the test itself plays the request threads that hold every connection.
+    app = build_app(make_env(pg_database_url, emulator.url, DB_POOL_TIMEOUT="0.5"), background=False)
+    held = []
+    try:
+        with app.app_context():
+            for _ in range(app.config["SETTINGS"].pool_size):
+                held.append(db.engine.connect())
+        client = app.test_client()
+        started = time.monotonic()
+        assert post_update(client, command(90, 91)).status_code == 503
+        assert time.monotonic() - started < 2.0
+        started = time.monotonic()
+        health = client.get("/health")
+        assert health.status_code == 503 and time.monotonic() - started < 2.0
+        assert health.json["reason"].startswith("connection pool saturated")
+        assert health.json["pool"]["checked_out"] == health.json["pool"]["capacity"]
+    finally:
+        for connection in held:
+            connection.close()
+        lifecycle.shutdown(app)
+    assert count(app, ProcessedUpdate) == 0
