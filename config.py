@@ -63,6 +63,7 @@ class Settings:
     max_requests: int = 2000
     control_socket: str | None = None
     log_level: str = "INFO"
+    metrics_dir: str | None = None  # prometheus-client multiprocess directory (gunicorn.conf.py sets it)
     payload_secret: bytes = b""
     invite_ttl_hours: int = 24
     reminder_days: int = 3
@@ -217,6 +218,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         max_requests=whole_number(env, "MAX_REQUESTS", 2000, 0),
         control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         payload_secret=_payload_secret(env.get("PAYLOAD_SECRET", ""), bot_token),
         invite_ttl_hours=whole_number(env, "INVITE_TTL_HOURS", 24, 1, 24 * 30),
         reminder_days=whole_number(env, "REMINDER_DAYS", 3, 0, 60),

@@ -14,6 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# prometheus-client's multiprocess mode: every worker writes its metrics to
+# files in this directory and /metrics merges them. Set before the app loads.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-metrics-"))
+
 from config import load_settings_or_exit  # noqa: E402
 
 settings = load_settings_or_exit()
@@ -67,9 +71,11 @@ _worker_started = {}
 
 def on_starting(server):
     """Master, before forking: say what we are about to open, then migrate."""
+    import metrics
     import schema
 
     log.info("starting: %s", settings.describe_pool())
+    metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in
     schema.upgrade_to_head(server.app.wsgi())
 
 
@@ -93,6 +99,13 @@ def worker_abort(worker):
     age = time.monotonic() - _worker_started.get(os.getpid(), time.monotonic())
     log.error("worker %s aborted after %.1fs alive; stacks of all threads follow\n%s",
               os.getpid(), age, watchdog.format_all_stacks())
+
+
+def child_exit(server, worker):
+    """Master, after a worker is gone: stop counting its live gauges."""
+    import metrics
+
+    metrics.worker_exited(settings.metrics_dir, worker.pid)
 
 
 def worker_exit(server, worker):

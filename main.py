@@ -21,7 +21,7 @@ from extensions import db, migrate
 from health_probe import DatabaseProbe
 from logging_setup import configure_logging
 from outbox_sender import OutboxSender, RateLimiter
-from routes import health, webhook
+from routes import health, metrics, webhook
 from telegram_client import BotApiClient, Timeouts
 from timers import PeriodicTask
 from watchdog import Watchdog
@@ -78,6 +78,7 @@ def register_workers(app: Flask, settings: Settings) -> None:
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
 
 
 def _timers(app: Flask, settings: Settings, slots: BackgroundSlots) -> list[PeriodicTask]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 import outbox
 from background import BackgroundSlots, background_session
 from health_probe import describe_error
+from metrics import OUTBOX_JOBS
 from outbox import ClaimedJob
 from telegram_client import BotApiClient, TelegramError, TelegramUnavailable
 
@@ -180,31 +181,32 @@ class OutboxSender:
         except TelegramError as error:
             self._settle_refusal(job, error)
         except TelegramUnavailable as error:
-            self._settle(job, lambda s: outbox.reschedule(s, job, str(error)))
+            self._settle(job, lambda s: outbox.reschedule(s, job, str(error)), "retry")
             log.warning("outbox job %s (%s) will be retried: %s", job.id, _describe(job), error)
         except Exception as error:
             log.exception("outbox job %s (%s) failed with a bug; will be retried", job.id, _describe(job))
-            self._settle(job, lambda s: outbox.reschedule(s, job, f"{type(error).__name__}: {error}"))
+            self._settle(job, lambda s: outbox.reschedule(s, job, f"{type(error).__name__}: {error}"), "retry")
         else:
-            self._settle(job, lambda s: outbox.mark_done(s, job.id))
+            self._settle(job, lambda s: outbox.mark_done(s, job.id), "done")
 
     def _settle_refusal(self, job: ClaimedJob, error: TelegramError) -> None:
         if error.is_transient:
             retry_after = error.retry_after if error.code == 429 else None
-            self._settle(job, lambda s: outbox.reschedule(s, job, str(error), retry_after=retry_after))
+            self._settle(job, lambda s: outbox.reschedule(s, job, str(error), retry_after=retry_after), "retry")
             log.warning("outbox job %s (%s): %s; retrying%s", job.id, _describe(job), error,
                         f" after {retry_after}s" if retry_after else "")
         else:
-            self._settle(job, lambda s: outbox.mark_failed(s, job.id, str(error)))
+            self._settle(job, lambda s: outbox.mark_failed(s, job.id, str(error)), "failed")
             log.warning("outbox job %s (%s) refused by Telegram, not retried: %s", job.id, _describe(job), error)
 
-    def _settle(self, job: ClaimedJob, change: Callable) -> None:
+    def _settle(self, job: ClaimedJob, change: Callable, outcome: str) -> None:
         """Record a job's outcome, riding out a short database outage.
 
         The call has happened; if the outcome is not recorded, the job is sent
         again when its lease expires (and blocks its chat until then). So keep
         trying for a while, with backoff, before giving that up.
         """
+        OUTBOX_JOBS.labels(job.kind, outcome).inc()
         give_up_at = time.monotonic() + self._lease.total_seconds() / 2
         delay = 0.2
         while True:

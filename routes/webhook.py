@@ -17,6 +17,7 @@ import logging
 
 import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import outbox
 import telegram_handler
@@ -26,6 +27,7 @@ from database import is_outage, is_transient, pool_timeouts
 from dead_letters import quarantine
 from extensions import db
 from health_probe import describe_error
+from metrics import WEBHOOK_SECONDS, WEBHOOK_UPDATES
 from users import note_checkout
 
 bp = Blueprint("webhook", __name__)
@@ -42,19 +44,26 @@ class BadUpdate(ValueError):
 @bp.post("/webhook")
 def receive_update():
     if not _secret_matches(request.headers.get(SECRET_HEADER, "")):
-        return _error(401, "missing or wrong secret token")
+        return _rejected(401, "missing or wrong secret token")
     if request.mimetype != "application/json":
-        return _error(415, "expected application/json")
+        return _rejected(415, "expected application/json")
     try:
         raw = _read_update(request.get_data(cache=False))
     except BadUpdate as exc:
-        return _error(400, str(exc))
+        return _rejected(400, str(exc))
     if "pre_checkout_query" in raw:
+        WEBHOOK_UPDATES.labels("pre_checkout").inc()
         return _answer_pre_checkout(raw)
     if current_app.extensions["db_probe"].known_down():
+        WEBHOOK_UPDATES.labels("unavailable").inc()
         return _unavailable()
-    with watchdog.tracking(raw["update_id"]):
+    with watchdog.tracking(raw["update_id"]), WEBHOOK_SECONDS.time():
         return _apply(raw)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(_error):
+    return _rejected(413, f"an update is at most {current_app.config['MAX_CONTENT_LENGTH']} bytes")
 
 
 def _answer_pre_checkout(raw: dict) -> Response:
@@ -67,7 +76,7 @@ def _answer_pre_checkout(raw: dict) -> Response:
     try:
         answer, payer_id, accepted = telegram_handler.answer_pre_checkout(raw)
     except (KeyError, TypeError, ValueError, AttributeError):
-        return _error(400, "malformed pre_checkout_query")
+        return _rejected(400, "malformed pre_checkout_query")
     response = jsonify(answer)
     if accepted:
         app = current_app._get_current_object()
@@ -86,6 +95,7 @@ def _apply(raw: dict) -> Response:
             return _outage(update_id, error)
         log.exception("update %s: handler failed; stored as a dead letter", update_id)
         return _quarantine(raw, error)
+    WEBHOOK_UPDATES.labels("duplicate" if outcome.duplicate else "processed").inc()
     queued = outbox.take_enqueued_count(db.session)
     if queued:
         current_app.extensions["outbox_sender"].notify(queued)
@@ -103,6 +113,7 @@ def _quarantine(raw: dict, error: BaseException) -> Response:
         if is_transient(store_error):
             return _outage(raw["update_id"], store_error)
         raise
+    WEBHOOK_UPDATES.labels("dead_letter").inc()
     return Response(status=200)
 
 
@@ -113,6 +124,7 @@ def _outage(update_id: int, error: BaseException) -> Response:
     elif is_outage(error):
         current_app.extensions["db_probe"].report_failure(description)
     log.warning("update %s: database unavailable, Telegram will redeliver: %s", update_id, description)
+    WEBHOOK_UPDATES.labels("unavailable").inc()
     return _unavailable()
 
 
@@ -150,6 +162,11 @@ def _read_update(body: bytes) -> dict:
         if issue:
             raise BadUpdate(f"malformed update: {issue}")
     return raw
+
+
+def _rejected(status: int, message: str) -> Response:
+    WEBHOOK_UPDATES.labels("rejected").inc()
+    return _error(status, message)
 
 
 def _error(status: int, message: str) -> Response:

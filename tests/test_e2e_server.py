@@ -237,3 +237,14 @@ def test_replicas_starting_together_migrate_once(pg_database_url):
     outputs = [proc.communicate(timeout=60)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert sum("Running upgrade  -> 0001" in output for output in outputs) == 1, outputs
+
+
+def test_metrics_cover_every_worker(pg_database_url, emulator):
+    with running_server(pg_database_url, emulator) as server:
+        for n in range(6):
+            assert post_raw(server, command(9500 + n, 9600 + n)).status_code == 200
+        assert post_raw(server, command(9500, 9600)).status_code == 200  # a duplicate
+        text = requests.get(f"{server.url}/metrics", timeout=5).text
+        assert 'bot_webhook_updates_total{outcome="processed"} 6.0' in text
+        assert 'bot_webhook_updates_total{outcome="duplicate"} 1.0' in text
+        assert "bot_webhook_seconds_bucket" in text

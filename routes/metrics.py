@@ -1,0 +1,15 @@
+"""GET /metrics: Prometheus text format, for whoever scrapes the server."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from metrics import exposition
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics():
+    body = exposition(current_app.config["SETTINGS"].metrics_dir)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
