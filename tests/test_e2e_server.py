@@ -248,3 +248,14 @@ def test_metrics_cover_every_worker(pg_database_url, emulator):
         assert 'bot_webhook_updates_total{outcome="processed"} 6.0' in text
         assert 'bot_webhook_updates_total{outcome="duplicate"} 1.0' in text
         assert "bot_webhook_seconds_bucket" in text
+
+
+def test_the_token_never_reaches_the_logs_even_when_telegram_is_unreachable(pg_database_url, emulator):
+    with running_server(pg_database_url, emulator, LOG_LEVEL="DEBUG", REPLY_VIA_WEBHOOK_RESPONSE="false") as server:
+        emulator.stop()  # Telegram is gone: every outbox call fails with a connection error
+        for n in range(3):
+            assert post_raw(server, command(9700 + n, 9800 + n)).status_code == 200
+        server.wait_for_log(r"outbox job \d+ \(call:sendMessage\) will be retried: sendMessage: ConnectionError",
+                            timeout=15)
+        assert BOT_TOKEN not in server.log_text()
+        assert BOT_TOKEN.split(":")[1] not in server.log_text()
