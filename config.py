@@ -36,6 +36,9 @@ class Settings:
     webhook_secret: str
     database_url: str
     migration_database_url: str
+    # DATABASE_URL goes through a transaction-mode pooler (PgBouncer): no
+    # startup options, no session state; timeouts are then set per transaction.
+    db_pooled: bool = False
     telegram_api_url: str = "https://api.telegram.org"
     port: int = 8000
     web_concurrency: int = 2
@@ -60,7 +63,7 @@ class Settings:
     outbox_poll_seconds: float = 2.0
     watchdog_threshold_seconds: float = 30.0
     gunicorn_timeout: int = 30
-    max_requests: int = 2000
+    max_requests: int = 100000
     control_socket: str | None = None
     log_level: str = "INFO"
     metrics_dir: str | None = None  # prometheus-client multiprocess directory (gunicorn.conf.py sets it)
@@ -196,6 +199,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         webhook_secret=webhook_secret,
         database_url=database_url,
         migration_database_url=normalize_database_url(unpooled) if unpooled else database_url,
+        # Railway sets DATABASE_UNPOOLED_URL exactly when DATABASE_URL is pooled.
+        db_pooled=flag(env, "DB_POOLED", bool(unpooled)),
         telegram_api_url=http_url(env.get("TELEGRAM_API_URL", "https://api.telegram.org").strip()),
         port=whole_number(env, "PORT", 8000, 1, 65535),
         web_concurrency=whole_number(env, "WEB_CONCURRENCY", 2, 1, 64),
@@ -215,7 +220,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         reply_via_webhook_response=flag(env, "REPLY_VIA_WEBHOOK_RESPONSE", True),
         watchdog_threshold_seconds=number(env, "WATCHDOG_SECONDS", 30.0, 0.1),
         gunicorn_timeout=whole_number(env, "GUNICORN_TIMEOUT", 30, 1),
-        max_requests=whole_number(env, "MAX_REQUESTS", 2000, 0),
+        max_requests=whole_number(env, "MAX_REQUESTS", 100000, 0),
         control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,

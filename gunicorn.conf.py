@@ -36,6 +36,10 @@ bind = f"0.0.0.0:{settings.port}"
 #       main loop, so a stuck request thread is the watchdog's job, not this.
 #   graceful_timeout - seconds in-flight requests get after SIGTERM/SIGHUP.
 #   keepalive - seconds to hold idle keep-alive connections (Telegram reuses them).
+#   worker_connections - keep-alive connections one worker holds before it
+#       stops accepting: a burst of new connections (Telegram opening its
+#       webhook connections) then spreads over the workers instead of piling
+#       onto whichever accepted first.
 #   max_requests / max_requests_jitter - recycle workers now and then,
 #       at different times, to bound any slow leak.
 worker_class = "gthread"
@@ -44,6 +48,7 @@ threads = settings.gunicorn_threads
 timeout = settings.gunicorn_timeout
 graceful_timeout = 20
 keepalive = 30
+worker_connections = max(16, settings.gunicorn_threads * 4)
 max_requests = settings.max_requests
 max_requests_jitter = max(0, settings.max_requests // 10)
 

@@ -15,14 +15,15 @@ from telebot import TeleBot, types, util
 
 import admin
 import billing
+import intake
 import invites
 import membership
 import outbox
 from config import Settings
 from extensions import db
 from replies import Replies
-from update_ledger import claim_update, update_kind
-from users import remember_user, sender_of, set_referral_source
+from update_ledger import update_kind
+from users import sender_of, set_referral_source
 
 # Parses and dispatches only; it never makes a request, so its token is unused.
 # threaded=False runs handlers in the request thread, inside its app context.
@@ -57,10 +58,10 @@ def handle_update(raw: dict) -> Outcome:
     """Apply one update in the current transaction (the caller commits)."""
     session = db.session
     kind = update_kind(raw)
-    if not claim_update(session, raw["update_id"], kind):
-        return Outcome(duplicate=True)
     sender = sender_of(raw, kind)
-    recent = remember_user(session, sender) if sender is not None else 0
+    recent = intake.admit(session, raw["update_id"], kind, sender)
+    if recent is None:
+        return Outcome(duplicate=True)
     g.replies = Replies(raw["update_id"])
     if _flooding(raw, kind, recent):
         if recent == settings().flood_limit_per_minute + 1:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.processed_update import ProcessedUpdate
-from upsert import insert_for
+from upsert import run_prepared
 
 # Telegram keeps undelivered updates for 24 hours; a week of ledger is ample.
 LEDGER_RETENTION = timedelta(days=7)
@@ -30,13 +30,13 @@ def update_kind(raw: dict) -> str:
 
 def claim_update(session: Session, update_id: int, kind: str, now: datetime | None = None) -> bool:
     """True if this update is new and is now ours to handle in this transaction."""
-    statement = (
-        insert_for(session, ProcessedUpdate)
-        .values(update_id=update_id, kind=kind, processed_at=now or utcnow())
-        .on_conflict_do_nothing(index_elements=["update_id"])
-        .returning(ProcessedUpdate.update_id)
-    )
-    return session.execute(statement).first() is not None
+    params = {"update_id": update_id, "kind": kind, "processed_at": now or utcnow()}
+    return run_prepared(session, "claim_update", _claim_statement, params).first() is not None
+
+
+def _claim_statement(insert):
+    table = ProcessedUpdate.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["update_id"]).returning(table.c.update_id)
 
 
 def prune_ledger(session: Session, now: datetime | None = None) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import case
+from sqlalchemy import bindparam, case
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.user import User
 from background import background_session
 from health_probe import describe_error
-from upsert import insert_for
+from upsert import insert_for, run_prepared
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,16 @@ def sender_of(raw: dict, kind: str) -> dict | None:
     return None
 
 
+def sender_fields(sender: dict) -> dict:
+    """What we keep of a Telegram User, trimmed to the columns."""
+    return {
+        "user_id": sender["id"],
+        "username": _text(sender.get("username"), 64),
+        "first_name": _text(sender.get("first_name"), 128) or "",
+        "language_code": _text(sender.get("language_code"), 16),
+    }
+
+
 def remember_user(session: Session, sender: dict, now: datetime | None = None) -> int:
     """Upsert the user; returns how many updates they sent in the current minute.
 
@@ -36,21 +46,31 @@ def remember_user(session: Session, sender: dict, now: datetime | None = None) -
     trip and holds across workers and replicas (it lives in the database).
     """
     now = now or utcnow()
-    values = {
-        "username": _text(sender.get("username"), 64),
-        "first_name": _text(sender.get("first_name"), 128) or "",
-        "language_code": _text(sender.get("language_code"), 16),
+    fields = sender_fields(sender)
+    params = {
+        "id": fields.pop("user_id"),
+        **fields,
         "last_seen_at": now,
+        "created_at": now,
+        "window_started_at": now,
+        "updates_in_window": 1,
+        "window_opened_after": now - FLOOD_WINDOW,
     }
-    in_window = User.window_started_at > now - FLOOD_WINDOW
-    statement = insert_for(session, User).values(
-        id=sender["id"], created_at=now, window_started_at=now, updates_in_window=1, **values)
-    statement = statement.on_conflict_do_update(index_elements=["id"], set_={
-        **values,
-        "updates_in_window": case((in_window, User.updates_in_window + 1), else_=1),
-        "window_started_at": case((in_window, User.window_started_at), else_=now),
-    })
-    return session.execute(statement.returning(User.updates_in_window)).scalar_one()
+    return run_prepared(session, "remember_user", _remember_statement, params).scalar_one()
+
+
+def _remember_statement(insert):
+    users = User.__table__
+    statement = insert(users)
+    in_window = users.c.window_started_at > bindparam("window_opened_after", type_=users.c.window_started_at.type)
+    return statement.on_conflict_do_update(index_elements=["id"], set_={
+        "username": statement.excluded.username,
+        "first_name": statement.excluded.first_name,
+        "language_code": statement.excluded.language_code,
+        "last_seen_at": statement.excluded.last_seen_at,
+        "updates_in_window": case((in_window, users.c.updates_in_window + 1), else_=1),
+        "window_started_at": case((in_window, users.c.window_started_at), else_=statement.excluded.window_started_at),
+    }).returning(users.c.updates_in_window)
 
 
 def set_referral_source(session: Session, user_id: int, source: str) -> None:
