@@ -94,7 +94,24 @@ def post_worker_init(worker):
     # gunicorn resets signal handlers after post_fork, so register here.
     # SIGUSR1 is gunicorn's log reopen; SIGUSR2 dumps every thread's stack.
     faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)
+    _release_connections_on_sigterm(app)
     lifecycle.start_background(app)
+
+
+def _release_connections_on_sigterm(app):
+    """Chain to gunicorn's SIGTERM handler (stop accepting, finish in-flight requests)
+    and hand idle pool connections back at once, so a reload's old and new
+    workers do not hold two pools' worth of connections."""
+    import lifecycle
+
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        gunicorn_handler(signum, frame)
+        lifecycle.release_early(app)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)
 
 
 def worker_abort(worker):

@@ -7,6 +7,7 @@ disposed when the worker exits.
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import Flask
 
@@ -29,7 +30,19 @@ def start_background(app: Flask) -> None:
         timer.start()
 
 
+def release_early(app: Flask) -> None:
+    """On SIGTERM (graceful stop, SIGHUP reload, max_requests): give connections back now.
+
+    gunicorn lets in-flight requests finish for up to graceful_timeout while
+    the replacement workers already open their pools; handing back idle
+    connections at once keeps old and new workers inside the budget. Runs in
+    a thread of its own: signal handlers must not wait on locks.
+    """
+    threading.Thread(target=shutdown, args=(app,), name="release-connections", daemon=True).start()
+
+
 def shutdown(app: Flask) -> None:
+    """Stop background work and close the pools. Safe to call more than once."""
     for timer in app.extensions["timers"]:
         timer.stop()
     app.extensions["watchdog"].stop()
