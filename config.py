@@ -125,7 +125,7 @@ def normalize_database_url(url: str) -> str:
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"DATABASE_URL is not a URL (expected postgresql://user:pass@host/db)")
+        raise ConfigError("DATABASE_URL is not a URL (expected postgresql://user:pass@host/db)")
     if scheme in ("postgres", "postgresql", "postgresql+psycopg2"):
         return f"postgresql+psycopg2://{rest}"
     if scheme.startswith("sqlite"):

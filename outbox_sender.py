@@ -181,11 +181,13 @@ class OutboxSender:
         except TelegramError as error:
             self._settle_refusal(job, error)
         except TelegramUnavailable as error:
-            self._settle(job, lambda s: outbox.reschedule(s, job, str(error)), "retry")
-            log.warning("outbox job %s (%s) will be retried: %s", job.id, _describe(job), error)
+            reason = str(error)
+            self._settle(job, lambda s: outbox.reschedule(s, job, reason), "retry")
+            log.warning("outbox job %s (%s) will be retried: %s", job.id, _describe(job), reason)
         except Exception as error:
             log.exception("outbox job %s (%s) failed with a bug; will be retried", job.id, _describe(job))
-            self._settle(job, lambda s: outbox.reschedule(s, job, f"{type(error).__name__}: {error}"), "retry")
+            reason = f"{type(error).__name__}: {error}"
+            self._settle(job, lambda s: outbox.reschedule(s, job, reason), "retry")
         else:
             self._settle(job, lambda s: outbox.mark_done(s, job.id), "done")
 

@@ -15,7 +15,7 @@ import threading
 import time
 
 from .model import (
-    SUBSCRIPTION_PERIOD, Chat, Clock, InviteLink, Membership, Payment, PendingQuery, StarTransaction,
+    SUBSCRIPTION_PERIOD, Chat, Clock, InviteLink, Invoice, Membership, Payment, PendingQuery, StarTransaction,
     Subscription, User, WebhookConfig,
 )
 
