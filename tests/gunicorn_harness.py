@@ -32,6 +32,7 @@ from pathlib import Path
 import port_for
 import psutil
 import requests
+from tests.log_file import LogFile
 
 __all__ = ["GunicornHarnessError", "GunicornServer", "expand_variables", "read_procfile_command"]
 
@@ -101,7 +102,7 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-class GunicornServer:
+class GunicornServer(LogFile):
     """The Procfile's web process, on a free port, with logs in a temp dir.
 
     Use as a context manager (``with GunicornServer(repo, env) as server:``,
@@ -266,16 +267,6 @@ class GunicornServer:
         os.kill(pid, sig)
 
     # ----- logs -------------------------------------------------------------
-
-    def log_text(self) -> str:
-        """Everything the server wrote to stdout and stderr so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0, since: int = 0) -> re.Match[str]:
         """Wait until ``pattern`` (a regex, MULTILINE) appears in the log.

@@ -66,6 +66,7 @@ import port_for
 import psutil
 import psycopg
 from pytest_postgresql.janitor import DatabaseJanitor
+from tests.log_file import LogFile
 
 __all__ = [
     "Backend",
@@ -429,7 +430,7 @@ _STATS_SQL = """
 """
 
 
-class PgCluster:
+class PgCluster(LogFile):
     """A private PostgreSQL server that tests may stop, kill, freeze or reconfigure.
 
     ``with PgCluster() as pg:`` starts it and removes it afterwards; otherwise
@@ -687,13 +688,3 @@ class PgCluster:
     def idle_in_transaction(self, dbname: str | None = None) -> list[Backend]:
         """Connections holding a transaction open while doing nothing (leaked sessions)."""
         return [b for b in self.stats(dbname) if b.idle_in_transaction]
-
-    def log_text(self) -> str:
-        """The server log (every start appends to the same file)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
