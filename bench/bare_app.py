@@ -16,5 +16,5 @@ def webhook():
 
 @app.get("/livez")
 def livez():
-    """Readiness path that tests.gunicorn_harness.GunicornServer polls."""
+    """Readiness path that stack_harness.gunicorn_server.GunicornServer polls."""
     return "ok"

@@ -3,7 +3,7 @@
 -- Usage: wrk ... -s bench/webhook.lua URL -- BODIES_FILE FIRST_ID TRACK
 --   BODIES_FILE  Lua file written by bench/webhook_bench.py; returns
 --                {secret = ..., placeholder = ..., templates = {...}}: the update
---                JSON of one user each, built by tests.emulator.updates, with
+--                JSON of one user each, built by botapi_emulator.updates, with
 --                `placeholder` where the update_id goes.
 --   FIRST_ID     first update_id of this run; thread i uses FIRST_ID + i * STRIDE
 --                onwards, so threads (and runs given different FIRST_IDs) never

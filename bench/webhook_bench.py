@@ -8,8 +8,8 @@ Two targets, one after the other, never at the same time:
 
 bare  bench/bare_app.py under bench/bare_gunicorn.conf.py: POST /webhook -> 200.
       The most this machine can do with Flask + gunicorn gthread of this shape.
-full  the Procfile's web process (tests.gunicorn_harness.GunicornServer) on a
-      fresh database of a throwaway PostgreSQL (tests.pg.PgCluster), with the
+full  the Procfile's web process (stack_harness.gunicorn_server.GunicornServer) on a
+      fresh database of a throwaway PostgreSQL (stack_harness.pg_cluster.PgCluster), with the
       Bot API emulator as Telegram. Every request is a ``/start`` from one of
       1000 users with an update_id never sent before, so each one claims a
       ledger row, upserts its user and gets its reply in the webhook response.
@@ -41,9 +41,9 @@ from bench import profiling
 from bench.worker_split import Split, SplitSampler, busiest_worker, connection_split, format_split, is_balanced
 from bench.wrk_load import USERS, LoadResult, LoadToolError, WrkRun, run_wrk, write_bodies_file, wrk_version
 from config import BACKGROUND_CONNECTIONS, HEALTH_PROBE_CONNECTIONS
-from tests.emulator import BotApiEmulator
-from tests.gunicorn_harness import GunicornHarnessError, GunicornServer
-from tests.pg import PgCluster, PgClusterError
+from botapi_emulator import BotApiEmulator
+from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer
+from stack_harness.pg_cluster import PgCluster, PgClusterError
 
 REPO = Path(__file__).resolve().parents[1]
 BARE_PROCFILE = "bench/bare.procfile"
@@ -402,7 +402,7 @@ def postgres_description(pg: PgCluster) -> str:
     settings = dict(pg.execute(
         "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers')"))
     described = ", ".join(f"{name}={settings[name]}" for name in sorted(settings))
-    return f"PostgreSQL {version} (throwaway tests.pg cluster: {described})"
+    return f"PostgreSQL {version} (throwaway stack_harness.pg_cluster cluster: {described})"
 
 
 # --------------------------------------------------------------------------

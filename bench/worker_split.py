@@ -17,7 +17,7 @@ from types import TracebackType
 
 import psutil
 
-from tests.gunicorn_harness import GunicornServer
+from stack_harness.gunicorn_server import GunicornServer
 
 Split = tuple[int, ...]  # established connections per worker, busiest first
 

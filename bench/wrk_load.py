@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.emulator.updates import text_message_update, user_json
+from botapi_emulator.updates import text_message_update, user_json
 
 SCRIPT = Path(__file__).resolve().parent / "webhook.lua"
 # Stands for the update_id in the body templates; digits only, so it is both

@@ -5,7 +5,7 @@
     python scripts/chaos.py --minutes 3 --scenario db-freeze  # one scenario, again and again
     python scripts/chaos.py --minutes 10 --keep-logs /tmp/chaos-logs
 
-Each slice is one run of a scenario from ``tests/chaos.py``: a fresh
+Each slice is one run of a scenario from ``stack_harness/chaos.py``: a fresh
 throwaway PostgreSQL cluster, real gunicorn (2 workers) from the Procfile,
 the Bot API emulator, a mixed load for the slice's length with the
 scenario's faults injected throughout, then the invariants. The table lists
@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.chaos import SCENARIOS, Load, ScenarioResult, format_table, run_scenario
-from tests.pg import PgCluster
+from stack_harness.chaos import SCENARIOS, Load, ScenarioResult, format_table, run_scenario
+from stack_harness.pg_cluster import PgCluster
 
 # What a run costs besides its load: cluster and server start, settling, checks, stop.
 OVERHEAD_SECONDS = 14.0

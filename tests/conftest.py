@@ -1,7 +1,7 @@
 """Fixtures in the spirit of Flask's tutorial: ``app``, ``client``, ``runner``.
 
-Everything is real: a throwaway PostgreSQL cluster (tests/pg.py), the Bot API
-emulator (tests/emulator) as Telegram, and the app built by ``create_app``
+Everything is real: a throwaway PostgreSQL cluster (stack_harness/pg_cluster.py), the Bot API
+emulator (botapi_emulator) as Telegram, and the app built by ``create_app``
 with its migrations applied and its background threads running.
 """
 from __future__ import annotations
@@ -13,32 +13,11 @@ import pytest
 from werkzeug.serving import make_server
 
 import lifecycle
-import schema
-from config import load_settings
-from main import create_app
-from tests.emulator import BotApiEmulator
+from botapi_emulator import BotApiEmulator
+from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, make_env
+from tests.helpers import build_app
 
 pytest_plugins = ["tests.pg_fixtures"]
-
-BOT_TOKEN = "123456:TEST-token_for-the-suite"
-WEBHOOK_SECRET = "suite-secret_0123456789"
-CHANNEL_ID = -1001000000001
-ADMIN_ID = 9000
-
-
-def make_env(database_url: str | None, api_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        "BOT_TOKEN": BOT_TOKEN,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "TELEGRAM_API_URL": api_url,
-        "CHANNEL_ID": str(CHANNEL_ID),
-        "ADMIN_IDS": str(ADMIN_ID),
-        "OUTBOX_SENDERS": "2",
-        **extra,
-    }
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
 
 
 @pytest.fixture
@@ -47,15 +26,6 @@ def emulator():
     # positive chat id counts as a user who has started the bot.
     with BotApiEmulator(token=BOT_TOKEN, channel_id=CHANNEL_ID, implicit_users=True) as emulator:
         yield emulator
-
-
-def build_app(env: dict[str, str], background: bool = True, **overrides):
-    """An app with its schema at head and, unless told otherwise, its background threads running."""
-    app = create_app(load_settings(env, **overrides))
-    schema.upgrade_to_head(app, wait_seconds=0)
-    if background:
-        lifecycle.start_background(app)
-    return app
 
 
 @pytest.fixture

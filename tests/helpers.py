@@ -5,9 +5,13 @@ import time
 
 from sqlalchemy import func, select, text
 
+import lifecycle
+import schema
+from config import load_settings
 from extensions import db
-from tests.conftest import WEBHOOK_SECRET
-from tests.emulator.updates import text_message_update, user_json
+from main import create_app
+from stack_harness.bot_env import WEBHOOK_SECRET
+from botapi_emulator.updates import text_message_update, user_json
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -49,3 +53,12 @@ def checked_out(app) -> int:
     """Connections of the app's pool currently lent out."""
     with app.app_context():
         return db.engine.pool.checkedout()
+
+
+def build_app(env: dict[str, str], background: bool = True, **overrides):
+    """An app with its schema at head and, unless told otherwise, its background threads running."""
+    app = create_app(load_settings(env, **overrides))
+    schema.upgrade_to_head(app, wait_seconds=0)
+    if background:
+        lifecycle.start_background(app)
+    return app

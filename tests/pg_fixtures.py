@@ -7,7 +7,7 @@
 * ``fault_cluster`` (function): a private server per test with a database
   ``bot``, for tests that stop, kill, freeze or reconfigure PostgreSQL.
 
-None of them touches the machine's shared server. See ``tests/pg.py``.
+None of them touches the machine's shared server. See ``stack_harness/pg_cluster.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pg import PgCluster
+from stack_harness.pg_cluster import PgCluster
 
 FAULT_DATABASE = "bot"
 

@@ -2,7 +2,7 @@
 
 Every scenario starts real gunicorn on a PostgreSQL cluster of its own
 (``fault_cluster``), injects its fault while the load runs and then checks
-the invariants in ``tests/chaos.py``. The long version is
+the invariants in ``stack_harness/chaos.py``. The long version is
 ``python scripts/chaos.py --minutes N``.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ import zlib
 
 import pytest
 
-from tests.chaos import SCENARIOS, Load, format_table, run_scenario
-from tests.conftest import WEBHOOK_SECRET
-from tests.delivery_simulator import DeliverySimulator
-from tests.e2e import running_server
-from tests.emulator import text_message_update, user_json
+from stack_harness.chaos import SCENARIOS, Load, format_table, run_scenario
+from stack_harness.bot_env import WEBHOOK_SECRET
+from stack_harness.delivery_simulator import DeliverySimulator
+from stack_harness.real_server import running_server
+from botapi_emulator import text_message_update, user_json
 
 # A few seconds of load each: with server start, settling and checks about
 # 15-25 s per scenario on a 2-core machine.

@@ -6,7 +6,8 @@ from sqlalchemy import text
 
 import lifecycle
 from extensions import db
-from tests.conftest import build_app, make_env
+from stack_harness.bot_env import make_env
+from tests.helpers import build_app
 
 
 @pytest.mark.parametrize("pooled", ["false", "true"])

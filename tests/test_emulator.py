@@ -20,9 +20,9 @@ import requests
 import telebot
 from telebot import apihelper, types
 
-from tests.emulator import BotApiEmulator, object_problems, updates
-from tests.emulator.delivery import SECRET_HEADER
-from tests.emulator.server import THREAD_NAME
+from botapi_emulator import BotApiEmulator, object_problems, updates
+from botapi_emulator.delivery import SECRET_HEADER
+from botapi_emulator.server import THREAD_NAME
 
 TOKEN = "123456:TEST-token"
 CHANNEL = -1001000000001
@@ -420,7 +420,7 @@ def test_raw_updates_make_their_users_and_queries_known(telegram, receiver):
 
 
 def test_actions_need_a_webhook(telegram):
-    from tests.emulator import NoWebhookError
+    from botapi_emulator import NoWebhookError
 
     with pytest.raises(NoWebhookError, match="setWebhook"):
         telegram.send_message(1, "hi")

@@ -5,7 +5,8 @@ import lifecycle
 from config import load_settings
 from main import create_app
 from models.user import User
-from tests.conftest import WEBHOOK_SECRET, build_app
+from stack_harness.bot_env import WEBHOOK_SECRET
+from tests.helpers import build_app
 from tests.helpers import command, count, post_update
 
 

@@ -11,9 +11,9 @@ import psutil
 import pytest
 import requests
 
-from tests.gunicorn_harness import GunicornHarnessError, GunicornServer, expand_variables, read_procfile_command
+from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer, expand_variables, read_procfile_command
 
-SAMPLE = Path(__file__).parent / "harness_sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "stack_harness" / "sample_app"
 ENV = {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"}
 
 

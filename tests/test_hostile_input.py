@@ -14,7 +14,8 @@ import lifecycle
 from models.payment import Payment
 from models.processed_update import ProcessedUpdate
 from models.user import User
-from tests.conftest import WEBHOOK_SECRET, build_app, make_env
+from stack_harness.bot_env import WEBHOOK_SECRET, make_env
+from tests.helpers import build_app
 from tests.helpers import SECRET_HEADER, command, count, post_update
 
 REPO = Path(__file__).resolve().parents[1]

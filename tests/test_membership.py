@@ -12,7 +12,7 @@ from models.invite import JOINED, Invite
 from models.membership import Membership
 from models.payment import REFUNDED, Payment
 from models.user import User
-from tests.conftest import ADMIN_ID, CHANNEL_ID
+from stack_harness.bot_env import ADMIN_ID, CHANNEL_ID
 from tests.helpers import count, wait_until
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import outbox
 from extensions import db
 from models.outbox import DONE, FAILED, PENDING, OutboxJob
-from tests.conftest import BOT_TOKEN, build_app, make_env
+from stack_harness.bot_env import BOT_TOKEN, make_env
+from tests.helpers import build_app
 from tests.helpers import wait_until
 
 

@@ -1,4 +1,4 @@
-"""The throwaway PostgreSQL clusters (tests/pg.py) and their fixtures."""
+"""The throwaway PostgreSQL clusters (stack_harness/pg_cluster.py) and their fixtures."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import psutil
 import psycopg2
 import pytest
 
-from tests import pg
-from tests.pg import PgBinaries, PgBinariesNotFound, PgCluster, _embedded_bindir, server_processes
+from stack_harness import pg_cluster as pg
+from stack_harness.pg_cluster import PgBinaries, PgBinariesNotFound, PgCluster, _embedded_bindir, server_processes
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def test_close_leaves_no_process_even_when_frozen() -> None:
 
 _ABANDON_FROZEN_CLUSTER = """
 import json, psycopg2
-from tests.pg import PgCluster
+from stack_harness.pg_cluster import PgCluster
 cluster = PgCluster().start()
 conn = psycopg2.connect(cluster.dsn())
 cluster.freeze()

@@ -107,7 +107,8 @@ def test_an_exhausted_pool_answers_503_fast_and_health_says_saturated(pg_databas
 
     import lifecycle
     from extensions import db
-    from tests.conftest import build_app, make_env
+    from stack_harness.bot_env import make_env
+    from tests.helpers import build_app
 
     # No background threads: the test itself plays the request threads that hold every connection.
     app = build_app(make_env(pg_database_url, emulator.url, DB_POOL_TIMEOUT="0.5"), background=False)

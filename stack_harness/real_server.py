@@ -10,9 +10,10 @@ from typing import Iterator
 
 import requests
 
-from tests.conftest import make_env
-from tests.gunicorn_harness import GunicornServer
-from tests.helpers import SECRET_HEADER, WEBHOOK_SECRET
+from stack_harness.bot_env import WEBHOOK_SECRET, make_env
+from stack_harness.gunicorn_server import GunicornServer
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -66,7 +66,7 @@ import port_for
 import psutil
 import psycopg
 from pytest_postgresql.janitor import DatabaseJanitor
-from tests.log_file import LogFile
+from stack_harness.log_file import LogFile
 
 __all__ = [
     "Backend",
@@ -330,7 +330,7 @@ def _template(binaries: PgBinaries) -> Path:
     datadir = home / "data"
     _initdb(binaries, datadir)
     with open(datadir / "postgresql.conf", "a") as conf:
-        conf.write("\n# tests/pg.py: throwaway cluster, speed over durability\n")
+        conf.write("\n# stack_harness/pg_cluster.py: throwaway cluster, speed over durability\n")
         conf.write(_conf_lines(SPEED_SETTINGS))
         conf.write(f"include_if_exists = '{OVERRIDES_FILE}'\n")
     return datadir
@@ -344,7 +344,7 @@ def _cleanup_at_exit(session_dir: Path, owner_pid: int) -> None:
         try:
             cluster.close()
         except Exception as exc:  # keep going: the other clusters must still be stopped
-            print(f"tests/pg.py: could not close {cluster!r}: {exc}", file=sys.stderr)
+            print(f"stack_harness/pg_cluster.py: could not close {cluster!r}: {exc}", file=sys.stderr)
     shutil.rmtree(session_dir, ignore_errors=True)
 
 

@@ -1,7 +1,7 @@
 """The HTTP control surface: the Python API in JSON, for another process.
 
 The benchmark and the sandbox run the emulator in their own process (or
-``python -m tests.emulator``) and drive it over HTTP.  Every endpoint takes
+``python -m botapi_emulator``) and drive it over HTTP.  Every endpoint takes
 a JSON object (POST body, or query string for GET) and answers
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}`` with
 400 (bad arguments), 404 (unknown endpoint), 408 (wait timed out) or 409

@@ -23,7 +23,7 @@ Python API (tests)::
 
 Run standalone (sandbox, benchmark)::
 
-    python -m tests.emulator --port 8081 --token 123456:TEST-token [--channel-id -1001000000001]
+    python -m botapi_emulator --port 8081 --token 123456:TEST-token [--channel-id -1001000000001]
 
 HTTP control surface (JSON; GET endpoints take the query string, POST ones a
 JSON object; answers are ``{"ok": true, "result": ...}`` or

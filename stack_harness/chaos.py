@@ -1,7 +1,7 @@
 """Chaos scenarios: the real server under faults, with the invariants a sceptical operator would check.
 
 Each scenario starts real gunicorn (2 workers, from the Procfile) on a
-throwaway PostgreSQL cluster (``tests.pg.PgCluster``) with the Bot API
+throwaway PostgreSQL cluster (``stack_harness.pg_cluster.PgCluster``) with the Bot API
 emulator as Telegram, drives a mixed load through ``DeliverySimulator``
 (Telegram's way of delivering: bounded connections, per-chat order, retries,
 duplicates), injects its faults while the load runs, lets everything settle
@@ -55,10 +55,10 @@ import psutil
 import psycopg
 import requests
 
-from tests.conftest import BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET
-from tests.delivery_simulator import Attempt, Backoff, DeliveryReport, DeliverySimulator, UpdateRecord, chat_key
-from tests.e2e import running_server
-from tests.emulator import (
+from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET
+from stack_harness.delivery_simulator import Attempt, Backoff, DeliveryReport, DeliverySimulator, UpdateRecord, chat_key
+from stack_harness.real_server import running_server
+from botapi_emulator import (
     BotApiEmulator,
     callback_query_update,
     pre_checkout_query_update,
@@ -66,8 +66,8 @@ from tests.emulator import (
     text_message_update,
     user_json,
 )
-from tests.gunicorn_harness import GunicornHarnessError, GunicornServer
-from tests.pg import PgCluster
+from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer
+from stack_harness.pg_cluster import PgCluster
 
 __all__ = ["SCENARIOS", "Load", "ScenarioResult", "format_table", "prepare_database", "run_scenario"]
 

@@ -1,6 +1,6 @@
 """Run the emulator on its own, for the local sandbox or the benchmark.
 
-    python -m tests.emulator --port 8081 --token 123456:TEST-token [--channel-id -1001000000001]
+    python -m botapi_emulator --port 8081 --token 123456:TEST-token [--channel-id -1001000000001]
 
 Prints its URL (set it as the bot's TELEGRAM_API_URL) and serves until
 interrupted; drive it through the HTTP control surface under /control/.
@@ -17,7 +17,7 @@ from .emulator import DEFAULT_CHANNEL_ID, DEFAULT_TOKEN, BotApiEmulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description="Telegram Bot API emulator")
+    parser = argparse.ArgumentParser(prog="python -m botapi_emulator", description="Telegram Bot API emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
