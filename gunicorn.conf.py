@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # files in this directory and /metrics merges them. Set before the app loads.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-metrics-"))
 
-from config import load_settings_or_exit  # noqa: E402
+from settings import load_settings_or_exit  # noqa: E402
 
 settings = load_settings_or_exit()
 log = logging.getLogger("lifecycle")
@@ -76,17 +76,17 @@ _worker_started = {}
 
 def on_starting(server):
     """Master, before forking: say what we are about to open, then migrate."""
-    import metrics
-    import schema
+    from observability import metrics
+    from database import migrations
 
     log.info("starting: %s", settings.describe_pool())
     metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in
-    schema.upgrade_to_head(server.app.wsgi())
+    migrations.upgrade_to_head(server.app.wsgi())
 
 
 def post_worker_init(worker):
     """Worker, after fork: own pool, diagnostics, background threads."""
-    import lifecycle
+    from worker_process import lifecycle
 
     _worker_started[os.getpid()] = time.monotonic()
     app = worker.wsgi
@@ -102,7 +102,7 @@ def _release_connections_on_sigterm(app):
     """Chain to gunicorn's SIGTERM handler (stop accepting, finish in-flight requests)
     and hand idle pool connections back at once, so a reload's old and new
     workers do not hold two pools' worth of connections."""
-    import lifecycle
+    from worker_process import lifecycle
 
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
 
@@ -116,7 +116,7 @@ def _release_connections_on_sigterm(app):
 
 def worker_abort(worker):
     """Worker, on SIGABRT (the master's timeout kill): leave the evidence."""
-    import watchdog
+    from observability import watchdog
 
     age = time.monotonic() - _worker_started.get(os.getpid(), time.monotonic())
     log.error("worker %s aborted after %.1fs alive; stacks of all threads follow\n%s",
@@ -125,14 +125,14 @@ def worker_abort(worker):
 
 def child_exit(server, worker):
     """Master, after a worker is gone: stop counting its live gauges."""
-    import metrics
+    from observability import metrics
 
     metrics.worker_exited(settings.metrics_dir, worker.pid)
 
 
 def worker_exit(server, worker):
     """Worker, on its way out: stop background threads, close the pool."""
-    import lifecycle
+    from worker_process import lifecycle
 
     app = getattr(worker, "wsgi", None)
     if app is not None:  # a worker that failed to boot has nothing to close

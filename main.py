@@ -1,8 +1,8 @@
 """The application factory, and ``app`` for ``gunicorn main:app``.
 
 The factory is a list of small named steps. Configuration is read and
-validated once (config.py) and reaches everything else through
-``app.config["SETTINGS"]`` or an argument.
+validated once (the ``settings`` package) and reaches everything else as an
+argument or through ``settings.current_settings()``.
 """
 from __future__ import annotations
 
@@ -11,20 +11,22 @@ from pathlib import Path
 
 from flask import Flask
 
-import commands
-import periodic_jobs
-from background import BackgroundSlots
-from config import BACKGROUND_CONNECTIONS, Settings, load_settings_or_exit
-from database import engine_options, install_timeouts
+import cli
 import models
-from extensions import db, migrate
-from health_probe import DatabaseProbe
-from logging_setup import configure_logging
-from outbox_sender import OutboxSender, RateLimiter
+from bot_outbox.client import BotApiClient, Timeouts
+from bot_outbox.pacing import RateLimiter
+from bot_outbox.sender import OutboxSender
+from database.background import BackgroundSlots
+from database.engine import engine_options, install_timeouts
+from database.migrations import migrate
+from database.probe import DatabaseProbe, PoolTimeouts
+from membership.job_runners import RUNNERS
+from models.base import db
+from observability.logs import configure_logging
+from observability.watchdog import Watchdog
 from routes import health, metrics, webhook
-from telegram_client import BotApiClient, Timeouts
-from timers import PeriodicTask
-from watchdog import Watchdog
+from settings import BACKGROUND_CONNECTIONS, Settings, install, load_settings_or_exit
+from worker_process.periodic_jobs import periodic_tasks
 
 MAX_UPDATE_BYTES = 1024 * 1024  # Telegram's updates are far smaller; bigger is not Telegram
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -33,8 +35,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings_or_exit()
     app = Flask(__name__, instance_relative_config=True)
+    install(app, settings)
     app.config.update(
-        SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
         MAX_CONTENT_LENGTH=MAX_UPDATE_BYTES,
@@ -43,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_extensions(app, settings)
     register_workers(app, settings)
     register_blueprints(app)
-    commands.register(app)
+    cli.register(app)
     return app
 
 
@@ -54,6 +56,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     with app.app_context():
         install_timeouts(db.engine, settings)
         app.extensions["db_probe"] = DatabaseProbe.for_settings(settings, db.engine.url)
+    app.extensions["pool_timeouts"] = PoolTimeouts()
 
 
 def register_workers(app: Flask, settings: Settings) -> None:
@@ -66,29 +69,19 @@ def register_workers(app: Flask, settings: Settings) -> None:
     app.extensions["telegram_client"] = client
     app.extensions["background_slots"] = slots
     app.extensions["outbox_sender"] = OutboxSender(
-        app, client, slots, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds,
+        app, client, slots, RUNNERS, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds,
         lease=timedelta(seconds=settings.outbox_lease_seconds),
         chat_interval=timedelta(milliseconds=settings.outbox_chat_interval_ms),
         # Telegram's overall pace (~30/s) is shared by every worker.
         pace=RateLimiter(settings.outbox_max_per_second / settings.web_concurrency))
     app.extensions["watchdog"] = Watchdog(settings.watchdog_threshold_seconds)
-    app.extensions["timers"] = _timers(app, settings, slots)
+    app.extensions["timers"] = periodic_tasks(app, settings, slots)
 
 
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
-
-
-def _timers(app: Flask, settings: Settings, slots: BackgroundSlots) -> list[PeriodicTask]:
-    timers = [PeriodicTask(app, slots, "prune", periodic_jobs.prune_job, every_seconds=3600)]
-    if settings.sweep_interval_seconds:
-        timers.append(PeriodicTask(app, slots, "sweep", periodic_jobs.sweep_job, settings.sweep_interval_seconds))
-    if settings.reconcile_interval_seconds and settings.bot_token:
-        timers.append(PeriodicTask(app, slots, "reconcile", periodic_jobs.reconcile_job,
-                                   settings.reconcile_interval_seconds))
-    return timers
 
 
 app = create_app()

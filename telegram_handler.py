@@ -8,26 +8,26 @@ answered from the invoice payload alone (see ``answer_pre_checkout``).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from flask import current_app, g
+from flask import Flask, g
 from telebot import TeleBot, types, util
 
-import admin
-import billing
-import intake
-import invites
-import membership
-import outbox
-from config import Settings
-from extensions import db
-from replies import Replies
-from update_ledger import update_kind
-from users import sender_of, set_referral_source
+from database.background import background_session
+from database.errors import describe_error
+from membership import admin, billing, checkout, invites, members
+from models.base import db
+from settings import Settings, current_settings
+from telegram_updates import intake
+from telegram_updates.ledger import update_kind
+from telegram_updates.replies import Replies
+from telegram_updates.users import sender_of, set_referral_source
 
 # Parses and dispatches only; it never makes a request, so its token is unused.
 # threaded=False runs handlers in the request thread, inside its app context.
 bot = TeleBot("0:dispatch-only", threaded=False)
+log = logging.getLogger(__name__)
 
 # Kinds with handlers below. Other kinds are acknowledged without parsing,
 # which also shields us from parser bugs in kinds we do not use (e.g.
@@ -36,12 +36,14 @@ HANDLED_KINDS = frozenset({"message", "callback_query", "chat_member"})
 # Answered without the database; listed for setWebhook's allowed_updates.
 STATELESS_KINDS = frozenset({"pre_checkout_query"})
 
-HELP_TEXT = (
-    "This bot sells access to a private channel for Telegram Stars.\n\n"
-    "/plans - see the plans and buy one\n"
-    "/status - see until when your membership runs\n"
-    "/help - this message"
+# The command menu: /help lists it and `flask set-commands` registers it with Telegram.
+USER_COMMANDS = (
+    ("plans", "See the plans and buy one"),
+    ("status", "Until when your membership runs"),
+    ("help", "What this bot does"),
 )
+HELP_TEXT = "This bot sells access to a private channel for Telegram Stars.\n\n" + "\n".join(
+    f"/{command} - {description}" for command, description in USER_COMMANDS)
 ADMIN_HELP = "Admin commands: /stats, /grant <user_id> <days>, /revoke <user_id>, /refund <charge_id>"
 NOT_ADMIN = "Sorry, that command is for the channel's admins."
 SLOW_DOWN = "You are sending messages too fast. Please wait a minute, then try again."
@@ -96,8 +98,22 @@ def answer_pre_checkout(raw: dict) -> tuple[dict, int, bool]:
     return answer, query.from_user.id, refusal is None
 
 
+def note_checkout(app: Flask, user_id: int) -> None:
+    """Remember that ``user_id`` passed pre-checkout. Best effort, after the answer is sent.
+
+    Runs as the response closes, outside the request's app context, so it
+    takes a background slot and an app context of its own.
+    """
+    try:
+        with background_session(app, app.extensions["background_slots"]) as session:
+            checkout.remember_checkout(session, user_id)
+            session.commit()
+    except Exception as error:  # the payment goes on without this; the sweep's grace period covers it
+        log.warning("could not note the checkout of user %s: %s", user_id, describe_error(error))
+
+
 def settings() -> Settings:
-    return current_app.config["SETTINGS"]
+    return current_settings()
 
 
 def replies() -> Replies:
@@ -128,8 +144,8 @@ def on_plans(message: types.Message) -> None:
 
 @bot.message_handler(commands=["status"], chat_types=["private"])
 def on_status(message: types.Message) -> None:
-    record = membership.get(db.session, message.from_user.id)
-    if membership.is_active(record):
+    record = members.get(db.session, message.from_user.id)
+    if members.is_active(record):
         text = f"Your membership is active until {record.expires_at:%Y-%m-%d %H:%M} UTC."
         replies().send_message(message.chat.id, text)
     else:
@@ -152,12 +168,10 @@ def on_button(query: types.CallbackQuery) -> None:
                                                "text": "This button is no longer valid. Try /plans."})
         return
     replies().call("answerCallbackQuery", {"callback_query_id": query.id})
-    params = billing.invoice_params(settings(), plan, query.from_user.id)
     if plan.recurring:
-        # Subscriptions exist only as invoice links: create one, then send it.
-        outbox.enqueue_job(db.session, "subscription_link", {"user_id": query.from_user.id, "params": params,
-                                                             "title": plan.title}, chat_id=query.from_user.id)
+        billing.offer_subscription(db.session, settings(), plan, query.from_user.id)
     else:
+        params = billing.invoice_params(settings(), plan, query.from_user.id)
         replies().call("sendInvoice", {"chat_id": query.from_user.id, **params}, chat_id=query.from_user.id)
 
 
@@ -177,7 +191,7 @@ def on_payment(message: types.Message) -> None:
     )
     if billing.credit(db.session, settings(), charge, source="webhook") is None:
         return  # this charge was credited before: a replay
-    record = membership.get(db.session, charge.user_id)
+    record = members.get(db.session, charge.user_id)
     replies().send_message(message.chat.id, "Thank you! Your payment is received. Your membership runs until "
                                             f"{record.expires_at:%Y-%m-%d %H:%M} UTC; your invite link follows.")
 
@@ -246,7 +260,7 @@ def on_revoke(message: types.Message, args: list[str]) -> None:
     if admin.revoke(db.session, user_id):
         replies().send_message(message.chat.id, f"Revoked: user {user_id} is being removed from the channel.")
     else:
-        replies().send_message(message.chat.id, f"User {user_id} has no membership.")
+        replies().send_message(message.chat.id, f"User {user_id} has no members.")
 
 
 @admin_command("refund")

@@ -40,7 +40,7 @@ import psutil
 from bench import profiling
 from bench.worker_split import Split, SplitSampler, busiest_worker, connection_split, format_split, is_balanced
 from bench.wrk_load import USERS, LoadResult, LoadToolError, WrkRun, run_wrk, write_bodies_file, wrk_version
-from config import BACKGROUND_CONNECTIONS, HEALTH_PROBE_CONNECTIONS
+from settings import BACKGROUND_CONNECTIONS, HEALTH_PROBE_CONNECTIONS
 from botapi_emulator import BotApiEmulator
 from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer
 from stack_harness.pg_cluster import PgCluster, PgClusterError

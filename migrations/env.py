@@ -11,13 +11,14 @@ from flask import current_app
 from sqlalchemy import create_engine, pool, text
 
 from models.base import UTCDateTime
+from settings import settings_of
 
 # Any constant both old and new deployments agree on.
 MIGRATION_LOCK_KEY = 0x6D656D62657273  # "members"
 
 config = context.config
 target_db = current_app.extensions["migrate"].db
-settings = current_app.config["SETTINGS"]
+settings = settings_of(current_app)
 
 
 def migration_url():

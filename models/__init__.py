@@ -1,7 +1,7 @@
 """The database models, one concept per module.
 
-Model modules import ``db`` from extensions.py, which imports models.base, so
-this package imports nothing eagerly; ``load_all`` registers every model with
+Model modules import ``db`` from models.base, so this package imports
+nothing eagerly; ``load_all`` registers every model with
 the metadata (the app factory calls it, for Alembic's autogenerate too).
 """
 import importlib

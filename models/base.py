@@ -1,8 +1,14 @@
-"""Declarative base shared by every model, and the column types they use."""
+"""Declarative base shared by every model, the column types they use, and ``db``.
+
+``db`` (Flask-SQLAlchemy) lives beside the base it is built on: every model
+module imports it from here, and nothing here imports the rest of the server,
+so the models sit at the bottom of the import graph.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator
@@ -53,10 +59,14 @@ class UTCDateTime(TypeDecorator):
 
 
 class Base(DeclarativeBase):
-    """Flask-SQLAlchemy's ``db.Model`` derives from this (extensions.py)."""
+    """Flask-SQLAlchemy's ``db.Model`` derives from this."""
 
     registry = registry(
         metadata=MetaData(naming_convention=NAMING_CONVENTION),
         # Telegram ids exceed 32 bits (channel ids are -100xxxxxxxxxx).
         type_annotation_map={int: BigInteger, datetime: UTCDateTime},
     )
+
+
+# Unbound until the factory calls db.init_app(app); one engine (one pool) per process.
+db = SQLAlchemy(model_class=Base)

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
+from models.base import db
 from models.base import AutoId, utcnow
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
+from models.base import db
 from models.base import AutoId, utcnow
 
 PENDING = "pending"

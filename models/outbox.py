@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from extensions import db
+from models.base import db
 from models.base import AutoId, utcnow
 
 PENDING = "pending"

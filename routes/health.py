@@ -6,8 +6,8 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
-from database import pool_timeouts
-from extensions import db
+from models.base import db
+from settings import current_settings
 
 bp = Blueprint("health", __name__)
 
@@ -47,9 +47,9 @@ def pool_figures() -> dict:
     size = pool.size() if hasattr(pool, "size") else 0
     checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
     overflow = max(0, pool.overflow()) if hasattr(pool, "overflow") else 0
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     capacity = settings.pool_size + settings.max_overflow
-    since_timeout = pool_timeouts.seconds_since_last()
+    since_timeout = current_app.extensions["pool_timeouts"].seconds_since_last()
     saturated = (
         checked_out >= capacity
         and since_timeout is not None

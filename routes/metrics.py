@@ -4,12 +4,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from metrics import exposition
+from observability.metrics import exposition
+from settings import current_settings
 
 bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
 def metrics():
-    body = exposition(current_app.config["SETTINGS"].metrics_dir)
+    body = exposition(current_settings().metrics_dir)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -19,22 +19,21 @@ import sqlalchemy.exc
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-import outbox
 import telegram_handler
-import update_shape
-import watchdog
-from database import is_outage, is_transient, pool_timeouts
-from dead_letters import quarantine
-from extensions import db
-from health_probe import describe_error
-from metrics import WEBHOOK_SECONDS, WEBHOOK_UPDATES
-from users import note_checkout
+from bot_outbox import jobs
+from database.errors import describe_error, is_outage, is_transient
+from models.base import db
+from observability import watchdog
+from observability.metrics import WEBHOOK_SECONDS, WEBHOOK_UPDATES
+from settings import current_settings
+from settings.telegram import SECRET_HEADER
+from telegram_updates import shape
+from telegram_updates.dead_letters import quarantine
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
 
 MAX_UPDATE_ID = 2**63 - 1
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 class BadUpdate(ValueError):
@@ -80,7 +79,7 @@ def _answer_pre_checkout(raw: dict) -> Response:
     response = jsonify(answer)
     if accepted:
         app = current_app._get_current_object()
-        response.call_on_close(lambda: note_checkout(app, payer_id))
+        response.call_on_close(lambda: telegram_handler.note_checkout(app, payer_id))
     return response
 
 
@@ -96,7 +95,7 @@ def _apply(raw: dict) -> Response:
         log.exception("update %s: handler failed; stored as a dead letter", update_id)
         return _quarantine(raw, error)
     WEBHOOK_UPDATES.labels("duplicate" if outcome.duplicate else "processed").inc()
-    queued = outbox.take_enqueued_count(db.session)
+    queued = jobs.take_enqueued_count(db.session)
     if queued:
         current_app.extensions["outbox_sender"].notify(queued)
     if outcome.webhook_response:
@@ -120,7 +119,7 @@ def _quarantine(raw: dict, error: BaseException) -> Response:
 def _outage(update_id: int, error: BaseException) -> Response:
     description = describe_error(error)
     if isinstance(error, sqlalchemy.exc.TimeoutError):
-        pool_timeouts.record()  # the pool is exhausted, the database may be fine
+        current_app.extensions["pool_timeouts"].record()  # the pool is exhausted, the database may be fine
     elif is_outage(error):
         current_app.extensions["db_probe"].report_failure(description)
     log.warning("update %s: database unavailable, Telegram will redeliver: %s", update_id, description)
@@ -135,7 +134,7 @@ def _unavailable() -> Response:
 
 
 def _secret_matches(given: str) -> bool:
-    expected = current_app.config["SETTINGS"].webhook_secret
+    expected = current_settings().webhook_secret
     if not expected:  # local mode without a secret: the webhook stays closed
         return False
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
@@ -158,7 +157,7 @@ def _read_update(body: bytes) -> dict:
             continue
         if not isinstance(body, dict):
             raise BadUpdate("an update's content must be an object")
-        issue = update_shape.problem(kind, body)
+        issue = shape.problem(kind, body)
         if issue:
             raise BadUpdate(f"malformed update: {issue}")
     return raw

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 from werkzeug.serving import make_server
 
-import lifecycle
+from worker_process import lifecycle
 from botapi_emulator import BotApiEmulator
 from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, make_env
 from tests.helpers import build_app

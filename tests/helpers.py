@@ -5,10 +5,10 @@ import time
 
 from sqlalchemy import func, select, text
 
-import lifecycle
-import schema
-from config import load_settings
-from extensions import db
+from worker_process import lifecycle
+from database import migrations
+from settings import load_settings
+from models.base import db
 from main import create_app
 from stack_harness.bot_env import WEBHOOK_SECRET
 from botapi_emulator.updates import text_message_update, user_json
@@ -58,7 +58,7 @@ def checked_out(app) -> int:
 def build_app(env: dict[str, str], background: bool = True, **overrides):
     """An app with its schema at head and, unless told otherwise, its background threads running."""
     app = create_app(load_settings(env, **overrides))
-    schema.upgrade_to_head(app, wait_seconds=0)
+    migrations.upgrade_to_head(app, wait_seconds=0)
     if background:
         lifecycle.start_background(app)
     return app

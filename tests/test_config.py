@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, load_settings, normalize_database_url
-from plans import parse_plans
+from settings import ConfigError, load_settings, normalize_database_url
+from settings.plans import parse_plans
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-import lifecycle
-from extensions import db
+from worker_process import lifecycle
+from models.base import db
 from stack_harness.bot_env import make_env
 from tests.helpers import build_app
 

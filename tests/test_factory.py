@@ -1,19 +1,20 @@
 """The factory itself, and the embedded default (SQLite) a fresh clone runs on."""
 from __future__ import annotations
 
-import lifecycle
-from config import load_settings
+from worker_process import lifecycle
+from settings import load_settings
 from main import create_app
 from models.user import User
 from stack_harness.bot_env import WEBHOOK_SECRET
 from tests.helpers import build_app
 from tests.helpers import command, count, post_update
+from settings import settings_of
 
 
 def test_factory_uses_the_settings_it_is_given(tmp_path):
     settings = load_settings({}, telegram_api_url="http://127.0.0.1:9")
     app = create_app(settings)
-    assert app.config["SETTINGS"] is settings
+    assert settings_of(app) is settings
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
     assert {rule.rule for rule in app.url_map.iter_rules()} >= {"/webhook", "/health", "/livez"}
 

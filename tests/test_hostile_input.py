@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import invoice_payload
-import lifecycle
+from membership import invoice_payload
+from worker_process import lifecycle
 from models.payment import Payment
 from models.processed_update import ProcessedUpdate
 from models.user import User
 from stack_harness.bot_env import WEBHOOK_SECRET, make_env
 from tests.helpers import build_app
 from tests.helpers import SECRET_HEADER, command, count, post_update
+from settings import settings_of
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ["message", "callback_query", "chat_member", "pre_checkout_query", "purchased_paid_media",
@@ -92,7 +93,7 @@ def test_a_flooding_user_is_told_once_and_payments_still_go_through(pg_database_
         assert all(a.status_code == 200 for a in answers)
         assert all(t and t.startswith("This bot sells") for t in texts[:5])
         assert texts[5].startswith("You are sending messages too fast") and texts[6:] == [None, None, None]
-        payload = invoice_payload.sign(first.config["SETTINGS"].payload_secret, "month", 4300)
+        payload = invoice_payload.sign(settings_of(first).payload_secret, "month", 4300)
         paid = {"update_id": 600, "message": {
             "message_id": 9, "date": int(time.time()), "chat": {"id": 4300, "type": "private"},
             "from": {"id": 4300, "is_bot": False, "first_name": "F"},

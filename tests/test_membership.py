@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-import invoice_payload
-from extensions import db
+from membership import invoice_payload
+from models.base import db
 from models.base import utcnow
 from models.invite import JOINED, Invite
 from models.membership import Membership
@@ -14,6 +14,7 @@ from models.payment import REFUNDED, Payment
 from models.user import User
 from stack_harness.bot_env import ADMIN_ID, CHANNEL_ID
 from tests.helpers import count, wait_until
+from settings import settings_of
 
 
 def buy(emulator, user_id: int, plan: str = "month", first_name: str = "Payer"):
@@ -64,7 +65,7 @@ def test_from_start_to_the_channel_and_the_link_is_revoked_after_joining(live):
 
 
 def test_pre_checkout_rejects_tampered_foreign_and_forged_invoices(live):
-    emulator, secret = live.emulator, live.app.config["SETTINGS"].payload_secret
+    emulator, secret = live.emulator, settings_of(live.app).payload_secret
     mine = invoice_payload.sign(secret, "month", 1002)
     cases = {
         "tampered amount": (1002, mine, 1),

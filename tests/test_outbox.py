@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import outbox
-from extensions import db
+from bot_outbox import jobs
+from models.base import db
 from models.outbox import DONE, FAILED, PENDING, OutboxJob
 from stack_harness.bot_env import BOT_TOKEN, make_env
 from tests.helpers import build_app
@@ -15,9 +15,9 @@ from tests.helpers import wait_until
 def enqueue(app, *calls: tuple[str, dict, int | None]) -> list[int]:
     """Commit calls the way a handler's transaction does, then wake the senders."""
     with app.app_context():
-        jobs = [outbox.enqueue_call(db.session, method, params, chat_id=chat) for method, params, chat in calls]
+        queued = [jobs.enqueue_call(db.session, method, params, chat_id=chat) for method, params, chat in calls]
         db.session.commit()
-        ids = [job.id for job in jobs]
+        ids = [job.id for job in queued]
     app.extensions["outbox_sender"].notify(len(ids))
     return ids
 
@@ -69,7 +69,7 @@ def test_a_job_left_by_a_dead_sender_is_picked_up_after_its_lease(app, emulator)
     # Claim it as a sender that then dies would: leased, never settled.
     with app.app_context():
         db.session.execute(OutboxJob.__table__.update().values(not_before=OutboxJob.created_at))
-        claimed = outbox.claim_next(db.session, lease=timedelta(seconds=1))
+        claimed = jobs.claim_next(db.session, lease=timedelta(seconds=1))
         db.session.commit()
     if claimed is not None:  # our own senders may have been faster; then nothing is orphaned
         assert claimed.id == job_id
@@ -89,7 +89,7 @@ def test_unreachable_telegram_is_retried_and_the_token_never_logged(pg_database_
         assert BOT_TOKEN not in retried.last_error
         assert "will be retried" in caplog.text
     finally:
-        import lifecycle
+        from worker_process import lifecycle
         lifecycle.shutdown(app)
     assert BOT_TOKEN not in caplog.text
     assert BOT_TOKEN not in capfd.readouterr().err

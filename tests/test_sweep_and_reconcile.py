@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-import sweep
-from extensions import db
+from membership import sweep
+from models.base import db
 from models.base import utcnow
 from models.membership import Membership
 from models.outbox import OutboxJob
@@ -16,6 +16,7 @@ from models.payment import REFUNDED, Payment
 from models.user import User
 from tests.helpers import count, wait_until
 from tests.test_membership import buy, invite_message, link_in, membership_of
+from settings import settings_of
 
 
 def add_members(app, expiring: dict[int, timedelta]) -> None:
@@ -32,7 +33,7 @@ def jobs(app, kind: str) -> list[OutboxJob]:
 
 
 def test_concurrent_sweeps_remind_and_remove_each_member_once(app):
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     add_members(app, {2001: -timedelta(days=2), 2002: -timedelta(days=1), 2003: timedelta(days=1),
                       2004: timedelta(days=20), 2005: -timedelta(hours=1)})  # 2005: inside the grace period
     barrier = threading.Barrier(4)
@@ -58,7 +59,7 @@ def test_concurrent_sweeps_remind_and_remove_each_member_once(app):
 
 
 def test_sweep_spares_whitelisted_and_mid_checkout_users(app):
-    settings = app.config["SETTINGS"]
+    settings = settings_of(app)
     add_members(app, {2101: -timedelta(days=3), 2102: -timedelta(days=3)})
     with app.app_context():
         db.session.add(User(id=2102, first_name="", checkout_started_at=utcnow()))
@@ -127,8 +128,8 @@ def test_refund_made_on_telegrams_side_revokes_access(live):
 
 
 def test_reconciliation_credits_a_payment_the_webhook_never_saw_once(live):
-    emulator, settings = live.emulator, live.app.config["SETTINGS"]
-    import invoice_payload
+    emulator, settings = live.emulator, settings_of(live.app)
+    from membership import invoice_payload
     payload = invoice_payload.sign(settings.payload_secret, "month", 2601)
     missed = emulator.record_transaction_without_update(emulator.user(2601, has_started_bot=True), 250, payload)
     emulator.record_transaction_without_update(emulator.user(2602), 99, "someone-elses-product")

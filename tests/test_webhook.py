@@ -10,6 +10,7 @@ from models.outbox import OutboxJob
 from models.processed_update import ProcessedUpdate
 from models.user import User
 from tests.helpers import SECRET_HEADER, checked_out, command, count, post_update, sessions_of
+from settings import settings_of
 
 
 @pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}])
@@ -105,8 +106,8 @@ def test_no_connection_is_left_idle_in_transaction(app, client):
 def test_an_exhausted_pool_answers_503_fast_and_health_says_saturated(pg_database_url, emulator):
     import time
 
-    import lifecycle
-    from extensions import db
+    from worker_process import lifecycle
+    from models.base import db
     from stack_harness.bot_env import make_env
     from tests.helpers import build_app
 
@@ -115,7 +116,7 @@ def test_an_exhausted_pool_answers_503_fast_and_health_says_saturated(pg_databas
     held = []
     try:
         with app.app_context():
-            for _ in range(app.config["SETTINGS"].pool_size):
+            for _ in range(settings_of(app).pool_size):
                 held.append(db.engine.connect())
         client = app.test_client()
         started = time.monotonic()

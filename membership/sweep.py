@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-import membership
-import outbox
-from config import Settings
+from membership import members
+from bot_outbox import jobs
+from settings import Settings
 from models.base import utcnow
 from models.membership import Membership
 from models.user import User
@@ -66,7 +66,7 @@ def _remind(session: Session, settings: Settings, now: datetime, dry_run: bool) 
         .execution_options(synchronize_session=False)
     ).all()
     for user_id, expires_at in claimed:
-        outbox.enqueue_call(session, "sendMessage", {
+        jobs.enqueue_call(session, "sendMessage", {
             "chat_id": user_id,
             "text": f"Your membership ends on {expires_at:%Y-%m-%d %H:%M} UTC. Use /plans to renew it.",
         }, chat_id=user_id)
@@ -90,7 +90,7 @@ def _remove(session: Session, settings: Settings, now: datetime, dry_run: bool) 
         .execution_options(synchronize_session=False)
     ).all()
     for user_id in claimed:
-        membership.queue_removal(session, user_id, notice=(
+        members.queue_removal(session, user_id, notice=(
             "Your membership has ended and you have been removed from the channel. "
             "Use /plans to come back at any time."))
     return sorted(claimed)

@@ -7,16 +7,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import billing
-import invites
-import membership
-import outbox
-from config import Settings
+from membership import billing
+from membership import invites
+from membership import members
+from bot_outbox import jobs
+from settings import Settings
 from models.base import utcnow
 from models.membership import Membership
 from models.payment import PAID, Payment
-from outbox_sender import JobContext, runner
-from telegram_client import TelegramError
+from bot_outbox.runners import JobContext
+from bot_outbox.client import TelegramError
+
+# The outbox job that performs this module's Telegram side (membership.job_runners).
+REFUND_JOB = "refund"
 
 MAX_GRANT_DAYS = 3660
 
@@ -46,25 +49,24 @@ def stats(session: Session, now: datetime | None = None) -> Stats:
 
 def grant(session: Session, admin_id: int, user_id: int, days: int) -> Membership:
     """Create or extend a membership and send an invite."""
-    record = membership.extend(session, user_id, days=days)
+    record = members.extend(session, user_id, days=days)
     invites.queue(session, user_id, reason=f"grant:{admin_id}")
     return record
 
 
 def revoke(session: Session, user_id: int) -> bool:
-    return membership.revoke(session, user_id, notice="Your access to the channel has been revoked by an admin.")
+    return members.revoke(session, user_id, notice="Your access to the channel has been revoked by an admin.")
 
 
 def request_refund(session: Session, admin_id: int, charge_id: str) -> Payment | None:
     """Claim the charge and queue refundStarPayment; None if unknown or already refunded."""
     payment = billing.start_refund(session, charge_id)
     if payment is not None:
-        outbox.enqueue_job(session, "refund", {"charge_id": charge_id, "user_id": payment.user_id,
+        jobs.enqueue_job(session, REFUND_JOB, {"charge_id": charge_id, "user_id": payment.user_id,
                                                "admin_id": admin_id}, chat_id=admin_id)
     return payment
 
 
-@runner("refund")
 def run_refund(job, context: JobContext) -> None:
     charge_id, admin_id = job.payload["charge_id"], job.payload["admin_id"]
     try:
@@ -76,11 +78,11 @@ def run_refund(job, context: JobContext) -> None:
         if "ALREADY_REFUNDED" not in error.description.upper():
             with context.transaction() as session:
                 billing.abandon_refund(session, charge_id)
-                outbox.enqueue_call(session, "sendMessage", {
+                jobs.enqueue_call(session, "sendMessage", {
                     "chat_id": admin_id, "text": f"Telegram refused the refund of {charge_id}: {error.description}"},
                     chat_id=admin_id)
             return
     with context.transaction() as session:
         billing.record_refund(session, charge_id)
-        outbox.enqueue_call(session, "sendMessage", {"chat_id": admin_id, "text": f"Refunded {charge_id}."},
+        jobs.enqueue_call(session, "sendMessage", {"chat_id": admin_id, "text": f"Refunded {charge_id}."},
                             chat_id=admin_id)

@@ -9,12 +9,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-import outbox
+from bot_outbox import jobs
 from models.base import utcnow
 from models.membership import Membership
-from outbox_sender import JobContext, runner
-from telegram_client import TelegramError
-from upsert import insert_for
+from bot_outbox.runners import JobContext
+from bot_outbox.client import TelegramError
+from database.upsert import insert_for
+
+# The outbox job that performs this module's Telegram side (membership.job_runners).
+REMOVAL_JOB = "remove_member"
 
 # Telegram's answers to removing someone who is not (or no longer) there.
 ALREADY_GONE = ("user not found", "participant_id_invalid", "user_not_participant", "not a member",
@@ -63,12 +66,11 @@ def revoke(session: Session, user_id: int, *, now: datetime | None = None, notic
 
 def queue_removal(session: Session, user_id: int, *, notice: str | None) -> None:
     """Remove from the channel (so they can pay and come back), then tell them why."""
-    outbox.enqueue_job(session, "remove_member", {"user_id": user_id}, chat_id=user_id)
+    jobs.enqueue_job(session, REMOVAL_JOB, {"user_id": user_id}, chat_id=user_id)
     if notice:
-        outbox.enqueue_call(session, "sendMessage", {"chat_id": user_id, "text": notice}, chat_id=user_id)
+        jobs.enqueue_call(session, "sendMessage", {"chat_id": user_id, "text": notice}, chat_id=user_id)
 
 
-@runner("remove_member")
 def run_removal(job, context: JobContext) -> None:
     """banChatMember then unbanChatMember: out of the channel, free to rejoin after paying."""
     channel_id = context.settings.channel_id

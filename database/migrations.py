@@ -1,7 +1,8 @@
-"""Bring the database schema to head at start, safely with several replicas at once.
+"""The schema's migrations: Flask-Migrate, and bringing the schema to head at start.
 
-The serialization lives in migrations/env.py (a transaction-level advisory
-lock); here we only wait out a database that is still starting.
+Every replica migrates at start, safely at once: the serialization lives in
+migrations/env.py (a transaction-level advisory lock); here we only wait out
+a database that is still starting.
 """
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import flask_migrate
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
+from database.errors import describe_error
+
 log = logging.getLogger(__name__)
+
+# Bound to the app and the migrations directory by the factory.
+migrate = flask_migrate.Migrate()
 
 
 def upgrade_to_head(app: Flask, wait_seconds: float = 60.0) -> None:
@@ -25,6 +31,5 @@ def upgrade_to_head(app: Flask, wait_seconds: float = 60.0) -> None:
         except OperationalError as error:
             if time.monotonic() >= deadline:
                 raise
-            log.warning("database not reachable for migrations yet, retrying: %s",
-                        str(error).strip().splitlines()[0][:200])
+            log.warning("database not reachable for migrations yet, retrying: %s", describe_error(error))
             time.sleep(2)  # a start-up back-off, not synchronisation

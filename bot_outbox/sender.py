@@ -10,108 +10,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterator
+from typing import Callable, Mapping
 
 from flask import Flask
-from sqlalchemy.orm import Session
 
-import outbox
-from background import BackgroundSlots, background_session
-from health_probe import describe_error
-from metrics import OUTBOX_JOBS
-from outbox import ClaimedJob
-from telegram_client import BotApiClient, TelegramError, TelegramUnavailable
+from bot_outbox import jobs
+from bot_outbox.client import BotApiClient, TelegramError, TelegramUnavailable
+from bot_outbox.jobs import ClaimedJob
+from bot_outbox.pacing import RateLimiter
+from bot_outbox.runners import JobContext, Runner, with_plain_calls
+from database.background import BackgroundSlots, background_session
+from database.errors import describe_error
+from observability.metrics import OUTBOX_JOBS
 
 log = logging.getLogger(__name__)
 
 
-
-@dataclass
-class JobContext:
-    """What a runner may use: Telegram, and short transactions of its own.
-
-    A runner never holds a database connection while it calls Telegram:
-    each ``transaction()`` is opened, committed and closed between calls.
-    """
-
-    client: BotApiClient
-    app: Flask
-    slots: BackgroundSlots
-    job: ClaimedJob
-
-    @property
-    def settings(self):
-        return self.app.config["SETTINGS"]
-
-    def save_state(self, state: dict) -> None:
-        """Commit a multi-step job's progress, so a retry resumes where it stopped."""
-        with self.transaction() as session:
-            outbox.save_state(session, self.job.id, state)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with background_session(self.app, self.slots) as session:
-            yield session
-            commit_and_wake(self.app, session)
-
-
-# A runner performs one job against Telegram; raising TelegramError or
-# TelegramUnavailable lets the sender decide between retrying and giving up.
-Runner = Callable[[ClaimedJob, JobContext], None]
-RUNNERS: dict[str, Runner] = {}
-
-
-def commit_and_wake(app: Flask, session: Session) -> None:
-    """Commit, then wake as many senders as the transaction queued jobs."""
-    session.commit()
-    queued = outbox.take_enqueued_count(session)
-    if queued:
-        app.extensions["outbox_sender"].notify(queued)
-
-
-def runner(kind: str):
-    def register(function: Runner) -> Runner:
-        RUNNERS[kind] = function
-        return function
-    return register
-
-
-@runner("call")
-def run_call(job: ClaimedJob, context: JobContext) -> None:
-    context.client.call(job.payload["method"], job.payload.get("params") or {})
-
-
-class RateLimiter:
-    """At most ``per_second`` turns a second across this worker's senders (a token bucket)."""
-
-    def __init__(self, per_second: float, burst: float | None = None):
-        self._interval = 1.0 / per_second
-        self._burst = burst if burst is not None else max(1.0, per_second)
-        self._tokens = self._burst
-        self._updated = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait_for_turn(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self._burst, self._tokens + (now - self._updated) / self._interval)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                delay = (1 - self._tokens) * self._interval
-            time.sleep(delay)  # pacing, not synchronisation: the next token is due then
-
-
 class OutboxSender:
-    def __init__(self, app: Flask, client: BotApiClient, slots: BackgroundSlots, *,
+    def __init__(self, app: Flask, client: BotApiClient, slots: BackgroundSlots, runners: Mapping[str, Runner], *,
                  threads: int, poll_seconds: float, lease: timedelta,
-                 chat_interval: timedelta = timedelta(0), pace: "RateLimiter | None" = None):
+                 chat_interval: timedelta = timedelta(0), pace: RateLimiter | None = None):
         self._app = app
+        self._runners = with_plain_calls(runners)
         self._client = client
         self._slots = slots
         self._thread_count = threads
@@ -139,11 +60,11 @@ class OutboxSender:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def notify(self, jobs: int = 1) -> None:
+    def notify(self, count: int = 1) -> None:
         """New jobs were committed: wake that many idle senders."""
         with self._condition:
-            self._wakeups += jobs
-            self._condition.notify(jobs)
+            self._wakeups += count
+            self._condition.notify(count)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -163,7 +84,7 @@ class OutboxSender:
 
     def _send_one(self) -> bool:
         with background_session(self._app, self._slots) as session:
-            job = outbox.claim_next(session, lease=self._lease, chat_interval=self._chat_interval)
+            job = jobs.claim_next(session, lease=self._lease, chat_interval=self._chat_interval)
             session.commit()
         if job is None:
             return False
@@ -173,7 +94,7 @@ class OutboxSender:
         return True
 
     def _deliver(self, job: ClaimedJob) -> None:
-        run = RUNNERS.get(job.kind)
+        run = self._runners.get(job.kind)
         try:
             if run is None:
                 raise LookupError(f"no runner for outbox job kind {job.kind!r}")
@@ -182,23 +103,23 @@ class OutboxSender:
             self._settle_refusal(job, error)
         except TelegramUnavailable as error:
             reason = str(error)
-            self._settle(job, lambda s: outbox.reschedule(s, job, reason), "retry")
+            self._settle(job, lambda s: jobs.reschedule(s, job, reason), "retry")
             log.warning("outbox job %s (%s) will be retried: %s", job.id, _describe(job), reason)
         except Exception as error:
             log.exception("outbox job %s (%s) failed with a bug; will be retried", job.id, _describe(job))
             reason = f"{type(error).__name__}: {error}"
-            self._settle(job, lambda s: outbox.reschedule(s, job, reason), "retry")
+            self._settle(job, lambda s: jobs.reschedule(s, job, reason), "retry")
         else:
-            self._settle(job, lambda s: outbox.mark_done(s, job.id), "done")
+            self._settle(job, lambda s: jobs.mark_done(s, job.id), "done")
 
     def _settle_refusal(self, job: ClaimedJob, error: TelegramError) -> None:
         if error.is_transient:
             retry_after = error.retry_after if error.code == 429 else None
-            self._settle(job, lambda s: outbox.reschedule(s, job, str(error), retry_after=retry_after), "retry")
+            self._settle(job, lambda s: jobs.reschedule(s, job, str(error), retry_after=retry_after), "retry")
             log.warning("outbox job %s (%s): %s; retrying%s", job.id, _describe(job), error,
                         f" after {retry_after}s" if retry_after else "")
         else:
-            self._settle(job, lambda s: outbox.mark_failed(s, job.id, str(error)), "failed")
+            self._settle(job, lambda s: jobs.mark_failed(s, job.id, str(error)), "failed")
             log.warning("outbox job %s (%s) refused by Telegram, not retried: %s", job.id, _describe(job), error)
 
     def _settle(self, job: ClaimedJob, change: Callable, outcome: str) -> None:
@@ -235,5 +156,5 @@ class OutboxSender:
 
 
 def _describe(job: ClaimedJob) -> str:
-    method = job.payload.get("method") if job.kind == "call" else None
+    method = job.payload.get("method") if job.kind == jobs.CALL else None
     return f"{job.kind}:{method}" if method else job.kind

@@ -13,7 +13,7 @@ from typing import Callable
 
 from flask import Flask
 
-from background import BackgroundSlots
+from database.background import BackgroundSlots
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-import billing
-import invoice_payload
-from config import Settings
-from telegram_client import BotApiClient
+from membership import billing
+from membership import invoice_payload
+from settings import Settings
+from settings.telegram import STARS_CURRENCY
+from bot_outbox.client import BotApiClient
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _credit(session: Session, settings: Settings, transaction: dict, partner: di
         charge_id=transaction["id"],
         user_id=partner["user"]["id"],
         total_amount=transaction["amount"],
-        currency="XTR",
+        currency=STARS_CURRENCY,
         invoice_payload=payload,
         is_recurring=bool(period),
         subscription_expires_at=paid_at + timedelta(seconds=period) if period and paid_at else None,

@@ -19,6 +19,7 @@ LEASE = timedelta(seconds=60)  # longer than any call's connect + read timeout
 GIVE_UP_AFTER = timedelta(hours=24)  # Telegram itself forgets updates after a day
 MAX_BACKOFF_SECONDS = 300
 ENQUEUED = "outbox_enqueued"  # key in Session.info
+CALL = "call"  # the job kind of one plain Bot API call
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class ClaimedJob:
 
 def enqueue_call(session: Session, method: str, params: dict, *, chat_id: int | None = None,
                  source_update_id: int | None = None) -> OutboxJob:
-    return enqueue_job(session, "call", {"method": method, "params": params},
+    return enqueue_job(session, CALL, {"method": method, "params": params},
                        chat_id=chat_id, source_update_id=source_update_id)
 
 

@@ -12,18 +12,20 @@ from datetime import datetime, timezone
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-import invoice_payload
-import invites
-import membership
-from config import Settings
+from membership import invoice_payload
+from membership import invites
+from membership import members
+from bot_outbox import jobs
+from settings import Settings
 from models.base import utcnow
 from models.payment import PAID, REFUNDED, REFUNDING, Payment
-from plans import SUBSCRIPTION_PERIOD_SECONDS, Plan
-from outbox_sender import JobContext, runner
-from upsert import insert_for
+from settings.plans import Plan
+from settings.telegram import STARS_CURRENCY, SUBSCRIPTION_PERIOD_SECONDS
+from bot_outbox.runners import JobContext
+from database.upsert import insert_for
 
-CURRENCY = "XTR"
-
+# The outbox job that performs this module's Telegram side (membership.job_runners).
+SUBSCRIPTION_LINK_JOB = "subscription_link"
 
 @dataclass(frozen=True)
 class PaidCharge:
@@ -45,12 +47,19 @@ def invoice_params(settings: Settings, plan: Plan, user_id: int) -> dict:
         "description": f"Access to the private channel for {plan.days} days.",
         "payload": invoice_payload.sign(settings.payload_secret, plan.id, user_id),
         "provider_token": "",
-        "currency": CURRENCY,
+        "currency": STARS_CURRENCY,
         "prices": [{"label": plan.title, "amount": plan.stars}],
     }
     if plan.recurring:
         params["subscription_period"] = SUBSCRIPTION_PERIOD_SECONDS
     return params
+
+
+def offer_subscription(session: Session, settings: Settings, plan: Plan, user_id: int) -> None:
+    """Subscriptions exist only as invoice links: queue the job that creates one, then sends it."""
+    jobs.enqueue_job(session, SUBSCRIPTION_LINK_JOB, {
+        "user_id": user_id, "params": invoice_params(settings, plan, user_id), "title": plan.title,
+    }, chat_id=user_id)
 
 
 def pre_checkout_verdict(settings: Settings, payer_id: int, currency: str, total_amount: int,
@@ -64,7 +73,7 @@ def pre_checkout_verdict(settings: Settings, payer_id: int, currency: str, total
         return "This plan is no longer offered. Please choose one from /plans."
     if signed.user_id != payer_id:
         return "This invoice was made for someone else. Please use /plans to get your own."
-    if currency != CURRENCY or total_amount != plan.stars:
+    if currency != STARS_CURRENCY or total_amount != plan.stars:
         return f"The price of {plan.title} is {plan.stars} Stars. Please use /plans to get a new invoice."
     return None
 
@@ -91,7 +100,7 @@ def credit(session: Session, settings: Settings, charge: PaidCharge, *, source: 
     plan = settings.plan(plan_id)
     days = plan.days if plan else 0
     if days or charge.subscription_expires_at:
-        membership.extend(session, charge.user_id, days=days, now=now, at_least_until=charge.subscription_expires_at)
+        members.extend(session, charge.user_id, days=days, now=now, at_least_until=charge.subscription_expires_at)
         invites.queue(session, charge.user_id, reason=charge.charge_id)
     return session.get(Payment, charge.charge_id)
 
@@ -122,7 +131,7 @@ def record_refund(session: Session, charge_id: str, now: datetime | None = None)
     ).first()
     if changed is None:
         return None
-    membership.revoke(session, changed.user_id, now=now,
+    members.revoke(session, changed.user_id, now=now,
                       notice="Your payment was refunded, so your access to the channel has ended.")
     return session.get(Payment, charge_id)
 
@@ -136,7 +145,6 @@ def from_timestamp(value: int | None) -> datetime | None:
 
 
 
-@runner("subscription_link")
 def run_subscription_link(job, context: JobContext) -> None:
     """Subscriptions exist only as invoice links: create one (once), then send it."""
     state = dict(job.state or {})

@@ -1,4 +1,4 @@
-"""Settings: read from the environment once, validated, then passed down.
+"""Reading the settings from the environment once, validated, then passed down.
 
 Nothing else in the server reads ``os.environ``: ``gunicorn.conf.py`` and
 ``create_app`` both call :func:`load_settings`, so a bad value fails at boot
@@ -9,112 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import sys
-from dataclasses import dataclass
 from typing import Mapping
 
-from env_values import ConfigError, chat_id, flag, http_url, number, user_ids, whole_number
-from plans import Plan, PlanError, parse_plans
-
-SECRET_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
-BOT_TOKEN_PATTERN = re.compile(r"\d+:[A-Za-z0-9_-]+")
-LOCAL_DATABASE_FILE = "bot.sqlite3"
-
-# Connections a worker keeps beside its request threads, for its own
-# background work (outbox senders, the sweep timer). Background threads take a
-# slot from a semaphore of this size before touching the database, so request
-# threads never queue behind them for a pooled connection.
-BACKGROUND_CONNECTIONS = 2
-# Each worker's /health probe has its own one-connection engine.
-HEALTH_PROBE_CONNECTIONS = 1
-
-
-@dataclass(frozen=True)
-class Settings:
-    bot_token: str
-    webhook_secret: str
-    database_url: str
-    migration_database_url: str
-    # DATABASE_URL goes through a transaction-mode pooler (PgBouncer): no
-    # startup options, no session state; timeouts are then set per transaction.
-    db_pooled: bool = False
-    telegram_api_url: str = "https://api.telegram.org"
-    port: int = 8000
-    web_concurrency: int = 2
-    gunicorn_threads: int = 4
-    channel_id: int | None = None
-    admin_ids: frozenset[int] = frozenset()
-    plans: tuple[Plan, ...] = ()
-    db_max_connections: int = 20
-    db_pool_timeout: float = 3.0
-    db_pool_recycle: int = 300
-    db_connect_timeout: int = 2
-    db_statement_timeout_ms: int = 2000
-    db_idle_in_transaction_timeout_ms: int = 10000
-    telegram_connect_timeout: float = 3.05
-    telegram_read_timeout: float = 10.0
-    outbox_senders: int = 4
-    outbox_lease_seconds: int = 60
-    outbox_max_per_second: float = 25.0
-    outbox_chat_interval_ms: int = 1000
-    flood_limit_per_minute: int = 30
-    reply_via_webhook_response: bool = True
-    outbox_poll_seconds: float = 2.0
-    watchdog_threshold_seconds: float = 30.0
-    gunicorn_timeout: int = 30
-    max_requests: int = 100000
-    control_socket: str | None = None
-    log_level: str = "INFO"
-    metrics_dir: str | None = None  # prometheus-client multiprocess directory (gunicorn.conf.py sets it)
-    payload_secret: bytes = b""
-    invite_ttl_hours: int = 24
-    reminder_days: int = 3
-    removal_grace_hours: int = 12
-    never_remove_ids: frozenset[int] = frozenset()
-    sweep_interval_seconds: int = 300
-    reconcile_interval_seconds: int = 3600
-
-    def plan(self, plan_id: str) -> Plan | None:
-        return next((plan for plan in self.plans if plan.id == plan_id), None)
-
-    @property
-    def is_local(self) -> bool:
-        """Local mode: the embedded SQLite database, for trying the server out."""
-        return self.database_url.startswith("sqlite")
-
-    @property
-    def db_client_timeout(self) -> float:
-        """Seconds any one database round trip may take before the client gives up.
-
-        Longer than statement_timeout, so it only fires when the server itself
-        has stopped answering (db_wait.py)."""
-        return self.db_statement_timeout_ms / 1000 + 1.0
-
-    @property
-    def pool_size(self) -> int:
-        return self.gunicorn_threads + BACKGROUND_CONNECTIONS
-
-    @property
-    def max_overflow(self) -> int:
-        # Overflow connections would be invisible to the budget: none.
-        return 0
-
-    @property
-    def connections_per_worker(self) -> int:
-        return self.pool_size + self.max_overflow + HEALTH_PROBE_CONNECTIONS
-
-    @property
-    def connections_needed(self) -> int:
-        return self.web_concurrency * self.connections_per_worker
-
-    def describe_pool(self) -> str:
-        return (
-            f"workers={self.web_concurrency} threads={self.gunicorn_threads} "
-            f"pool_size={self.pool_size} max_overflow={self.max_overflow} "
-            f"health_probe={HEALTH_PROBE_CONNECTIONS} "
-            f"connections={self.connections_needed}/{self.db_max_connections} (DB_MAX_CONNECTIONS)"
-        )
+from settings.env_values import ConfigError, chat_id, flag, http_url, number, user_ids, whole_number
+from settings.model import HEALTH_PROBE_CONNECTIONS, LOCAL_DATABASE_FILE, Settings
+from settings.plans import PlanError, parse_plans
+from settings.telegram import BOT_TOKEN_PATTERN, SECRET_TOKEN_PATTERN
 
 
 def normalize_database_url(url: str) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.processed_update import ProcessedUpdate
-from upsert import run_prepared
+from database.upsert import run_prepared
 
 # Telegram keeps undelivered updates for 24 hours; a week of ledger is ample.
 LEDGER_RETENTION = timedelta(days=7)

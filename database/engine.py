@@ -1,8 +1,8 @@
-"""Engine options derived from the settings, and what counts as a database outage.
+"""Engine options derived from the settings, and the limits every connection runs with.
 
-The pool is sized by ``config.Settings`` against the connection budget; here
-it gets the timeouts that make it fail fast instead of queueing for 30 s, and
-each transaction gets server-side time limits.
+The pool is sized by ``settings.Settings`` against the connection budget;
+here it gets the timeouts that make it fail fast instead of queueing for
+30 s, and each transaction gets server-side time limits.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import time
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
-import db_wait
-from config import Settings
+from database import deadline
+from settings import Settings
 
 
 # A connection idle longer than this is checked with a round trip before use.
@@ -74,8 +74,8 @@ def install_timeouts(engine: Engine, settings: Settings) -> None:
         # application_name is a startup parameter (PgBouncer passes it on), set
         # per connection so it names the worker that opened it, not the master.
         cparams["application_name"] = f"bot-worker-{os.getpid()}"
-        return db_wait.connect(dialect, cargs, cparams, round_trip_seconds=settings.db_client_timeout,
-                               connect_seconds=settings.db_connect_timeout)
+        return deadline.connect(dialect, cargs, cparams, round_trip_seconds=settings.db_client_timeout,
+                                connect_seconds=settings.db_connect_timeout)
 
     _ping_after_idle(engine)
 
@@ -111,45 +111,3 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-
-def is_transient(error: BaseException) -> bool:
-    """An outage of the database or the pool, as opposed to a bug.
-
-    Telegram is told 503 for these and redelivers later; nothing is lost.
-    """
-    if isinstance(error, exc.TimeoutError):  # pool checkout timed out
-        return True
-    if isinstance(error, exc.DBAPIError):
-        return bool(error.connection_invalidated) or isinstance(
-            error, (exc.OperationalError, exc.InterfaceError)
-        )
-    return False
-
-
-def is_outage(error: BaseException) -> bool:
-    """The server did not answer at all (as opposed to answering with an error).
-
-    A statement timeout, a deadlock or a lock timeout comes with a SQLSTATE
-    from a server that is up: transient for the update, but no reason to
-    treat the database as down.
-    """
-    if not isinstance(error, exc.DBAPIError) or isinstance(error, exc.TimeoutError):
-        return False
-    return is_transient(error) and getattr(error.orig, "pgcode", None) is None
-
-
-class PoolTimeouts:
-    """When checkouts last timed out, for /health's "pool saturated" verdict."""
-
-    def __init__(self):
-        self._last = 0.0
-
-    def record(self) -> None:
-        self._last = time.monotonic()
-
-    def seconds_since_last(self) -> float | None:
-        return None if not self._last else time.monotonic() - self._last
-
-
-pool_timeouts = PoolTimeouts()

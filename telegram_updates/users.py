@@ -1,7 +1,6 @@
 """Who has talked to the bot: one upsert per update, straight from the raw update."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, case
@@ -9,11 +8,7 @@ from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.user import User
-from background import background_session
-from health_probe import describe_error
-from upsert import insert_for, run_prepared
-
-log = logging.getLogger(__name__)
+from database.upsert import insert_for, run_prepared
 
 FLOOD_WINDOW = timedelta(minutes=1)
 
@@ -78,27 +73,6 @@ def set_referral_source(session: Session, user_id: int, source: str) -> None:
     user = session.get(User, user_id)
     if user is not None and user.referral_source is None:
         user.referral_source = source[:64]
-
-
-def note_checkout(app, user_id: int) -> None:
-    """Remember that ``user_id`` passed pre-checkout. Best effort, after the answer is sent.
-
-    Runs outside the request's app context (the response is closing), so it
-    takes a background slot and an app context of its own.
-    """
-    try:
-        with background_session(app, app.extensions["background_slots"]) as session:
-            remember_checkout(session, user_id)
-            session.commit()
-    except Exception as error:  # the payment goes on without this; the sweep's grace period covers it
-        log.warning("could not note the checkout of user %s: %s", user_id, describe_error(error))
-
-
-def remember_checkout(session: Session, user_id: int, now: datetime | None = None) -> None:
-    now = now or utcnow()
-    statement = insert_for(session, User).values(id=user_id, created_at=now, last_seen_at=now,
-                                                 checkout_started_at=now, first_name="")
-    session.execute(statement.on_conflict_do_update(index_elements=["id"], set_={"checkout_started_at": now}))
 
 
 def _text(value: object, limit: int) -> str | None:

@@ -6,7 +6,7 @@ import traceback
 from sqlalchemy.orm import Session
 
 from models.dead_letter import DeadLetter
-from update_ledger import claim_update, update_kind
+from telegram_updates.ledger import claim_update, update_kind
 
 
 def quarantine(session: Session, raw: dict, error: BaseException) -> None:

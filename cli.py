@@ -8,22 +8,18 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-import reconcile
-import sweep
-from extensions import db
-
-from telegram_client import TelegramError, TelegramUnavailable
-from telegram_handler import HANDLED_KINDS, STATELESS_KINDS
+from bot_outbox.client import TelegramError, TelegramUnavailable
+from membership import reconcile, sweep
+from models.base import db
+from settings import current_settings
+from settings.telegram import MAX_WEBHOOK_CONNECTIONS
+from telegram_handler import HANDLED_KINDS, STATELESS_KINDS, USER_COMMANDS
 
 # chat_member must be listed explicitly: Telegram leaves it out of the default.
 ALLOWED_UPDATES = sorted(HANDLED_KINDS | STATELESS_KINDS)
 
 
-BOT_COMMANDS = [
-    {"command": "plans", "description": "See the plans and buy one"},
-    {"command": "status", "description": "Until when your membership runs"},
-    {"command": "help", "description": "What this bot does"},
-]
+BOT_COMMANDS = [{"command": command, "description": description} for command, description in USER_COMMANDS]
 
 
 def register(app: Flask) -> None:
@@ -41,7 +37,7 @@ def _call(method: str, params: dict | None = None):
 
 def webhook_max_connections(workers: int, threads: int) -> int:
     """As many concurrent deliveries as request threads, within Telegram's 1-100."""
-    return max(1, min(100, workers * threads))
+    return max(1, min(MAX_WEBHOOK_CONNECTIONS, workers * threads))
 
 
 @click.command("set-webhook")
@@ -52,7 +48,7 @@ def webhook_max_connections(workers: int, threads: int) -> int:
               help="Concurrent deliveries; default: workers x threads of this server.")
 def set_webhook(url: str, drop_pending: bool, max_connections: int | None) -> None:
     """Register URL (https://<domain>/webhook) with Telegram, with our secret token."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
         raise click.BadParameter("Telegram only delivers to https:// URLs", param_hint="URL")
     if not settings.webhook_secret:
@@ -91,7 +87,7 @@ def set_commands() -> None:
 @click.option("--dry-run", is_flag=True, help="List what would happen; change nothing.")
 def sweep_command(at: str | None, dry_run: bool) -> None:
     """Send due reminders and remove expired members (what the in-process timer does)."""
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     report = sweep.run(db.session, settings, now=_parse_moment(at), dry_run=dry_run)
     if dry_run:
         db.session.rollback()
@@ -108,7 +104,7 @@ def reconcile_command() -> None:
         transactions = reconcile.fetch_transactions(current_app.extensions["telegram_client"])
     except (TelegramError, TelegramUnavailable) as error:
         raise click.ClickException(str(error)) from None
-    report = reconcile.apply(db.session, current_app.config["SETTINGS"], transactions)
+    report = reconcile.apply(db.session, current_settings(), transactions)
     db.session.commit()
     click.echo(report.summary())
 

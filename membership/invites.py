@@ -15,11 +15,14 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-import membership
-import outbox
+from membership import members
+from bot_outbox import jobs
 from models.base import utcnow
 from models.invite import JOINED, PENDING, REVOKED, SENT, Invite
-from outbox_sender import JobContext, runner
+from bot_outbox.runners import JobContext
+
+# The outbox job that performs this module's Telegram side (membership.job_runners).
+INVITE_JOB = "invite"
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,10 @@ def queue(session: Session, user_id: int, *, reason: str) -> Invite:
     invite = Invite(user_id=user_id, reason=reason[:255], status=PENDING)
     session.add(invite)
     session.flush()
-    outbox.enqueue_job(session, "invite", {"invite_id": invite.id, "user_id": user_id}, chat_id=user_id)
+    jobs.enqueue_job(session, INVITE_JOB, {"invite_id": invite.id, "user_id": user_id}, chat_id=user_id)
     return invite
 
 
-@runner("invite")
 def run_invite(job, context: JobContext) -> None:
     state = dict(job.state or {})
     if "link" not in state:
@@ -79,9 +81,9 @@ def on_join(session: Session, user_id: int, link: str | None, channel_id: int) -
         invite.joined_at = utcnow()
         _revoke_link(session, channel_id, link, owner=user_id)
         return "ok"
-    if not membership.is_active(membership.get(session, user_id)):
+    if not members.is_active(members.get(session, user_id)):
         log.warning("user %s joined through invite %s of user %s: removing them", user_id, invite.id, invite.user_id)
-        membership.queue_removal(session, user_id, notice=None)
+        members.queue_removal(session, user_id, notice=None)
     if invite.status != JOINED:
         # The link leaked: close it and give its owner a fresh one.
         invite.status = REVOKED
@@ -91,5 +93,5 @@ def on_join(session: Session, user_id: int, link: str | None, channel_id: int) -
 
 
 def _revoke_link(session: Session, channel_id: int, link: str, owner: int) -> None:
-    outbox.enqueue_call(session, "revokeChatInviteLink", {"chat_id": channel_id, "invite_link": link},
+    jobs.enqueue_call(session, "revokeChatInviteLink", {"chat_id": channel_id, "invite_link": link},
                         chat_id=owner)

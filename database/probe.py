@@ -1,4 +1,4 @@
-"""The database check behind /health, and the webhook's outage breaker.
+"""The database check behind /health, the webhook's outage breaker, and pool-timeout tracking.
 
 The probe runs on its own one-connection engine, so an exhausted main pool
 cannot make it wait, and in its own thread, so a database that accepts TCP
@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import create_engine, event, text
-
-import db_wait
 from sqlalchemy.engine import Engine
 
-from config import Settings
+from database import deadline
+from database.errors import describe_error
+from settings import Settings
 
 
 @dataclass(frozen=True)
@@ -116,12 +116,6 @@ class DatabaseProbe:
         attempt.done.set()
 
 
-def describe_error(error: BaseException) -> str:
-    """One line, for logs and /health: the exception type and its first line."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
-
-
 def create_probe_engine(settings: Settings, url) -> Engine:
     """``url`` is the main engine's (already resolved, e.g. SQLite under instance/)."""
     options: dict = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 1, "pool_recycle": settings.db_pool_recycle}
@@ -137,6 +131,19 @@ def create_probe_engine(settings: Settings, url) -> Engine:
     if not settings.is_local:
         @event.listens_for(engine, "do_connect")
         def _connect(dialect, _record, cargs, cparams):
-            return db_wait.connect(dialect, cargs, cparams, round_trip_seconds=settings.db_client_timeout,
-                                   connect_seconds=settings.db_connect_timeout)
+            return deadline.connect(dialect, cargs, cparams, round_trip_seconds=settings.db_client_timeout,
+                                    connect_seconds=settings.db_connect_timeout)
     return engine
+
+
+class PoolTimeouts:
+    """When checkouts last timed out, for /health's "pool saturated" verdict."""
+
+    def __init__(self):
+        self._last = 0.0
+
+    def record(self) -> None:
+        self._last = time.monotonic()
+
+    def seconds_since_last(self) -> float | None:
+        return None if not self._last else time.monotonic() - self._last

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from update_ledger import claim_update
-from users import FLOOD_WINDOW, remember_user, sender_fields
+from telegram_updates.ledger import claim_update
+from telegram_updates.users import FLOOD_WINDOW, remember_user, sender_fields
 
 CLAIM_AND_REMEMBER = text("""
 WITH claimed AS (

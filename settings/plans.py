@@ -10,8 +10,8 @@ import json
 import re
 from dataclasses import dataclass
 
-SUBSCRIPTION_PERIOD_SECONDS = 30 * 24 * 3600  # Telegram allows exactly this period
-MAX_SUBSCRIPTION_STARS = 10_000
+from settings.telegram import MAX_SUBSCRIPTION_STARS, SUBSCRIPTION_PERIOD_SECONDS
+
 MAX_STARS = 100_000
 PLAN_ID_PATTERN = re.compile(r"[a-z0-9_]{1,16}")
 
@@ -53,7 +53,7 @@ def _plan(item: object, index: int) -> Plan:
         raise PlanError(f"plan {plan_id!r}: days must be a whole number from 1 to 3660")
     if not isinstance(recurring, bool):
         raise PlanError(f"plan {plan_id!r}: recurring must be true or false")
-    if recurring and (days != 30 or stars > MAX_SUBSCRIPTION_STARS):
+    if recurring and (days * 86400 != SUBSCRIPTION_PERIOD_SECONDS or stars > MAX_SUBSCRIPTION_STARS):
         raise PlanError(
             f"plan {plan_id!r}: a recurring plan must last 30 days (Telegram's only period) "
             f"and cost at most {MAX_SUBSCRIPTION_STARS} Stars"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-import outbox
+from bot_outbox import jobs
 
 # Calls that may ride on the webhook response: Telegram executes them but
 # never reports the result, so only calls whose result we do not need.
@@ -48,7 +48,7 @@ class Replies:
         rider = self._pick_rider() if allow_ride else None
         for call in self.calls:
             if call is not rider:
-                outbox.enqueue_call(session, call.method, call.params, chat_id=call.chat_id,
+                jobs.enqueue_call(session, call.method, call.params, chat_id=call.chat_id,
                                     source_update_id=self.update_id)
         return {"method": rider.method, **rider.params} if rider else None
 

@@ -11,7 +11,7 @@ import threading
 
 from flask import Flask
 
-from extensions import db
+from models.base import db
 
 log = logging.getLogger(__name__)
 

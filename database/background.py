@@ -14,7 +14,7 @@ from typing import Iterator
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from extensions import db
+from models.base import db
 
 
 class BackgroundSlots:

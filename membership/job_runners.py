@@ -1,0 +1,17 @@
+"""Every outbox job kind of the membership domain and the runner that performs it.
+
+Registered here, explicitly and in one place, and handed to the outbox
+sender by the app factory: a process sends every kind of job it may find in
+the table, whatever it imported.
+"""
+from __future__ import annotations
+
+from bot_outbox.runners import Runner
+from membership import admin, billing, invites, members
+
+RUNNERS: dict[str, Runner] = {
+    invites.INVITE_JOB: invites.run_invite,
+    members.REMOVAL_JOB: members.run_removal,
+    admin.REFUND_JOB: admin.run_refund,
+    billing.SUBSCRIPTION_LINK_JOB: billing.run_subscription_link,
+}

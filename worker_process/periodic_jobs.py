@@ -1,0 +1,57 @@
+"""The jobs the in-process timers run (timers.py), each a short unit of background work."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from settings import Settings
+from worker_process.timers import PeriodicTask
+
+from bot_outbox import jobs
+from membership import reconcile
+from membership import sweep
+from database.background import BackgroundSlots, background_session
+from bot_outbox.runners import commit_and_wake
+from telegram_updates.ledger import prune_ledger
+from settings import settings_of
+
+log = logging.getLogger(__name__)
+
+
+def prune_job(app: Flask, slots: BackgroundSlots) -> None:
+    """Keep the dedupe ledger and the outbox history from growing forever."""
+    with background_session(app, slots) as session:
+        prune_ledger(session)
+        jobs.prune_finished(session)
+        session.commit()
+
+
+def sweep_job(app: Flask, slots: BackgroundSlots) -> None:
+    settings = settings_of(app)
+    with background_session(app, slots) as session:
+        report = sweep.run(session, settings)
+        commit_and_wake(app, session)
+    if report.reminded or report.removed:
+        log.info(report.summary())
+
+
+def reconcile_job(app: Flask, slots: BackgroundSlots) -> None:
+    # Fetch first, with no session open: never hold a connection across the network.
+    transactions = reconcile.fetch_transactions(app.extensions["telegram_client"])
+    with background_session(app, slots) as session:
+        report = reconcile.apply(session, settings_of(app), transactions)
+        commit_and_wake(app, session)
+    if report.credited or report.refunded:
+        log.warning(report.summary())
+
+
+def periodic_tasks(app: Flask, settings: Settings, slots: BackgroundSlots) -> list[PeriodicTask]:
+    """The in-process timers a worker runs; reconciliation only with a real bot token."""
+    timers = [PeriodicTask(app, slots, "prune", prune_job, every_seconds=3600)]
+    if settings.sweep_interval_seconds:
+        timers.append(PeriodicTask(app, slots, "sweep", sweep_job, settings.sweep_interval_seconds))
+    if settings.reconcile_interval_seconds and settings.bot_token:
+        timers.append(PeriodicTask(app, slots, "reconcile", reconcile_job,
+                                   settings.reconcile_interval_seconds))
+    return timers
