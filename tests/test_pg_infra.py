@@ -14,8 +14,11 @@ import psutil
 import psycopg2
 import pytest
 
-from stack_harness import pg_cluster as pg
-from stack_harness.pg_cluster import PgBinaries, PgBinariesNotFound, PgCluster, _embedded_bindir, server_processes
+from stack_harness import pg_binaries as pg
+from stack_harness.pg_binaries import PgBinaries, _embedded_bindir
+from stack_harness.pg_cluster import PgCluster
+from stack_harness.pg_errors import PgBinariesNotFound
+from stack_harness.pg_processes import server_processes
 
 
 REPO = Path(__file__).resolve().parent.parent
