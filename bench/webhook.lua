@@ -1,7 +1,7 @@
 -- wrk script: POST /webhook with a distinct update_id on every request.
 --
 -- Usage: wrk ... -s bench/webhook.lua URL -- BODIES_FILE FIRST_ID TRACK
---   BODIES_FILE  Lua file written by bench/webhook_bench.py; returns
+--   BODIES_FILE  Lua file written by bench/wrk_load.py; returns
 --                {secret = ..., placeholder = ..., templates = {...}}: the update
 --                JSON of one user each, built by botapi_emulator.updates, with
 --                `placeholder` where the update_id goes.
@@ -12,7 +12,7 @@
 --                and remember which ids got no 2xx answer, so the benchmark can
 --                compare the database with the answers exactly; 0: count only.
 --
--- done() prints one line "BENCH_RESULT {json}" that webhook_bench.py parses.
+-- done() prints one line "BENCH_RESULT {json}" that bench/wrk_load.py parses.
 
 local STRIDE = 100000000
 -- The reply to a /start greets the sender by first name, "Bench0417 #<update_id>".

@@ -7,7 +7,7 @@ webhook connections, everyone reconnecting after a worker was recycled) often
 lands entirely on one worker, which then serves every request on one core
 while the other worker idles. That split decides the throughput more than
 anything in the application, so the benchmark watches it, and by default
-restarts a run whose connections landed lopsided (see webhook_bench.measure).
+restarts a run whose connections landed lopsided (see bench.measurement.measure).
 """
 from __future__ import annotations
 
