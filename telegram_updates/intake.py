@@ -2,43 +2,33 @@
 
 Both writes belong to the update's transaction. On PostgreSQL they travel as
 one statement (two data-modifying CTEs), saving a round trip and a parse on
-every update; elsewhere they are the two statements of update_ledger and
-users.
+every update; elsewhere they are the two statements of ``ledger`` and
+``users``.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from database.upsert import run_prepared
 from models.base import utcnow
-from telegram_updates.ledger import claim_update
-from telegram_updates.users import FLOOD_WINDOW, remember_user, sender_fields
+from telegram_updates.ledger import claim_statement, claim_update
+from telegram_updates.users import new_row, remember_user, upsert_params, upsert_statement
 
-CLAIM_AND_REMEMBER = text("""
-WITH claimed AS (
-    INSERT INTO processed_updates (update_id, kind, processed_at)
-    VALUES (:update_id, :kind, :now)
-    ON CONFLICT (update_id) DO NOTHING
-    RETURNING update_id
-), seen AS (
-    INSERT INTO users AS u (id, username, first_name, language_code, created_at, last_seen_at,
-                            window_started_at, updates_in_window)
-    SELECT :user_id, :username, :first_name, :language_code, :now, :now, :now, 1 FROM claimed
-    ON CONFLICT (id) DO UPDATE SET
-        username = excluded.username,
-        first_name = excluded.first_name,
-        language_code = excluded.language_code,
-        last_seen_at = excluded.last_seen_at,
-        updates_in_window = CASE WHEN u.window_started_at > :window_opened_after
-                                 THEN u.updates_in_window + 1 ELSE 1 END,
-        window_started_at = CASE WHEN u.window_started_at > :window_opened_after
-                                 THEN u.window_started_at ELSE excluded.window_started_at END
-    RETURNING u.updates_in_window
-)
-SELECT EXISTS (SELECT 1 FROM claimed), (SELECT updates_in_window FROM seen)
-""")
+
+def claim_and_remember_statement(insert):
+    """The ledger claim and the user upsert as one statement: two data-modifying CTEs.
+
+    The user is upserted only if the claim inserted a row, so a redelivery
+    counts nothing against the sender's flood window. Built from the same
+    pieces as the two separate statements (ledger.claim_statement and
+    users.upsert_statement).
+    """
+    claimed = claim_statement(insert).cte("claimed")
+    seen = upsert_statement(insert, new_row().select_from(claimed)).cte("seen")
+    return select(exists(claimed.select()), select(seen.c.updates_in_window).scalar_subquery())
 
 
 def admit(session: Session, update_id: int, kind: str, sender: dict | None,
@@ -47,10 +37,8 @@ def admit(session: Session, update_id: int, kind: str, sender: dict | None,
     now = now or utcnow()
     if sender is None:
         return 0 if claim_update(session, update_id, kind, now) else None
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return remember_user(session, sender, now) if claim_update(session, update_id, kind, now) else None
-    params = {"update_id": update_id, "kind": kind, "now": now, "window_opened_after": now - FLOOD_WINDOW,
-              **sender_fields(sender)}
-    new, recent = connection.execute(CLAIM_AND_REMEMBER, params).one()
+    params = {"update_id": update_id, "kind": kind, **upsert_params(sender, now)}
+    new, recent = run_prepared(session, "claim_and_remember", claim_and_remember_statement, params).one()
     return recent if new else None

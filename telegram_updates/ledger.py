@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -30,13 +30,16 @@ def update_kind(raw: dict) -> str:
 
 def claim_update(session: Session, update_id: int, kind: str, now: datetime | None = None) -> bool:
     """True if this update is new and is now ours to handle in this transaction."""
-    params = {"update_id": update_id, "kind": kind, "processed_at": now or utcnow()}
-    return run_prepared(session, "claim_update", _claim_statement, params).first() is not None
+    params = {"update_id": update_id, "kind": kind, "now": now or utcnow()}
+    return run_prepared(session, "claim_update", claim_statement, params).first() is not None
 
 
-def _claim_statement(insert):
+def claim_statement(insert):
+    """INSERT the ledger row unless it exists, RETURNING the id only when it was new."""
     table = ProcessedUpdate.__table__
-    return insert(table).on_conflict_do_nothing(index_elements=["update_id"]).returning(table.c.update_id)
+    row = insert(table).values(update_id=bindparam("update_id"), kind=bindparam("kind"),
+                               processed_at=bindparam("now", type_=table.c.processed_at.type))
+    return row.on_conflict_do_nothing(index_elements=["update_id"]).returning(table.c.update_id)
 
 
 def prune_ledger(session: Session, now: datetime | None = None) -> int:

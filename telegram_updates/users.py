@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case
+from sqlalchemy import Select, bindparam, case, literal, select
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -40,23 +40,26 @@ def remember_user(session: Session, sender: dict, now: datetime | None = None) -
     The flood counter rides on the same statement, so it costs no extra round
     trip and holds across workers and replicas (it lives in the database).
     """
-    now = now or utcnow()
-    fields = sender_fields(sender)
-    params = {
-        "id": fields.pop("user_id"),
-        **fields,
-        "last_seen_at": now,
-        "created_at": now,
-        "window_started_at": now,
-        "updates_in_window": 1,
-        "window_opened_after": now - FLOOD_WINDOW,
-    }
-    return run_prepared(session, "remember_user", _remember_statement, params).scalar_one()
+    params = upsert_params(sender, now or utcnow())
+    return run_prepared(session, "remember_user", lambda insert: upsert_statement(insert), params).scalar_one()
 
 
-def _remember_statement(insert):
+def upsert_params(sender: dict, now: datetime) -> dict:
+    """The bound values of :func:`upsert_statement` (and of intake's combined statement)."""
+    return {**sender_fields(sender), "now": now, "window_opened_after": now - FLOOD_WINDOW}
+
+
+def upsert_statement(insert, rows: Select | None = None):
+    """INSERT the sender, or refresh them and count this update in their flood window.
+
+    ``rows`` is a SELECT of a new user's row (:func:`new_row`, perhaps with a
+    FROM added); its values are the bound parameters of :func:`upsert_params`.
+    The one place the user upsert and the flood window are written.
+    """
     users = User.__table__
     statement = insert(users)
+    rows = rows if rows is not None else new_row()
+    statement = statement.from_select([column.name for column in rows.selected_columns], rows)
     in_window = users.c.window_started_at > bindparam("window_opened_after", type_=users.c.window_started_at.type)
     return statement.on_conflict_do_update(index_elements=["id"], set_={
         "username": statement.excluded.username,
@@ -66,6 +69,20 @@ def _remember_statement(insert):
         "updates_in_window": case((in_window, users.c.updates_in_window + 1), else_=1),
         "window_started_at": case((in_window, users.c.window_started_at), else_=statement.excluded.window_started_at),
     }).returning(users.c.updates_in_window)
+
+
+def new_row() -> Select:
+    """SELECT of a new user's row, made of the bound parameters of :func:`upsert_params`."""
+    users = User.__table__
+
+    def bound(param: str, column: str):
+        return bindparam(param, type_=users.c[column].type).label(column)
+
+    return select(
+        bound("user_id", "id"), bound("username", "username"), bound("first_name", "first_name"),
+        bound("language_code", "language_code"), bound("now", "created_at"), bound("now", "last_seen_at"),
+        bound("now", "window_started_at"), literal(1, users.c.updates_in_window.type).label("updates_in_window"),
+    )
 
 
 def set_referral_source(session: Session, user_id: int, source: str) -> None:
