@@ -5,7 +5,7 @@
     python scripts/chaos.py --minutes 3 --scenario db-freeze  # one scenario, again and again
     python scripts/chaos.py --minutes 10 --keep-logs /tmp/chaos-logs
 
-Each slice is one run of a scenario from ``stack_harness/chaos.py``: a fresh
+Each slice is one run of a scenario from ``stack_harness/chaos/``: a fresh
 throwaway PostgreSQL cluster, real gunicorn (2 workers) from the Procfile,
 the Bot API emulator, a mixed load for the slice's length with the
 scenario's faults injected throughout, then the invariants. The table lists

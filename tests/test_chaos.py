@@ -2,7 +2,7 @@
 
 Every scenario starts real gunicorn on a PostgreSQL cluster of its own
 (``fault_cluster``), injects its fault while the load runs and then checks
-the invariants in ``stack_harness/chaos.py``. The long version is
+the invariants in ``stack_harness/chaos/``. The long version is
 ``python scripts/chaos.py --minutes N``.
 """
 from __future__ import annotations

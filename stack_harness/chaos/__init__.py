@@ -49,7 +49,7 @@ names ``Load`` and ``Scenario`` for type checking only):
 """
 from __future__ import annotations
 
-from stack_harness.chaos.database import prepare_database
+from stack_harness.chaos.db_setup import prepare_database
 from stack_harness.chaos.load import Load
 from stack_harness.chaos.report import ScenarioResult, format_table
 from stack_harness.chaos.scenarios import SCENARIOS, run_scenario

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from stack_harness.chaos.harness import ChaosRun, PayerOutcome
-from stack_harness.chaos.settings import INVOICE_TIMEOUT, PLAN_DAYS, STEP_TIMEOUT
+from stack_harness.chaos.constants import INVOICE_TIMEOUT, PLAN_DAYS, STEP_TIMEOUT
 
 
 @dataclass(frozen=True)

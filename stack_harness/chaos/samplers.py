@@ -8,7 +8,7 @@ import time
 import psutil
 import psycopg
 
-from stack_harness.chaos.settings import DATABASE, SERVER_ROLE
+from stack_harness.chaos.constants import DATABASE, SERVER_ROLE
 from stack_harness.gunicorn_server import GunicornServer
 from stack_harness.pg_cluster import PgCluster
 

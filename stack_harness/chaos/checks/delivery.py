@@ -5,7 +5,7 @@ import itertools
 from collections import Counter, defaultdict
 
 from stack_harness.chaos.harness import ChaosRun
-from stack_harness.chaos.settings import START_REPLY
+from stack_harness.chaos.constants import START_REPLY
 from stack_harness.delivery_simulator import DeliveryReport, UpdateRecord
 
 

@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 from stack_harness.chaos.harness import ChaosRun
-from stack_harness.chaos.settings import INVITE_MARK, PLAN_DAYS, SETTLE_TIMEOUT
+from stack_harness.chaos.constants import INVITE_MARK, PLAN_DAYS, SETTLE_TIMEOUT
 
 
 def invite_messages(run: ChaosRun) -> Counter:

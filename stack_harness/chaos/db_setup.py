@@ -1,7 +1,7 @@
 """The database side: the server's ordinary role, the slots it cannot use, its connection budget."""
 from __future__ import annotations
 
-from stack_harness.chaos.settings import DATABASE, SERVER_ROLE, WORKERS
+from stack_harness.chaos.constants import DATABASE, SERVER_ROLE, WORKERS
 from stack_harness.pg_cluster import PgCluster
 
 
