@@ -43,8 +43,8 @@ names ``Load`` and ``Scenario`` for type checking only):
 - ``load``: ``Load`` and the ``LoadGenerator`` that drives updates;
 - ``harness``: ``ChaosRun``, what one run holds (cluster, emulator, server,
   delivery) and records; under it ``samplers`` (connections, memory) and
-  ``database`` (the server's role, reserved slots, connection budget);
-- ``report``: ``ScenarioResult`` and ``format_table``; ``settings``: the
+  ``db_setup`` (the server's role, reserved slots, connection budget);
+- ``report``: ``ScenarioResult`` and ``format_table``; ``constants``: the
   constants every module shares.
 """
 from __future__ import annotations
