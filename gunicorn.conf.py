@@ -1,7 +1,7 @@
 """gunicorn settings and the worker life cycle.
 
 Start: ``gunicorn -c gunicorn.conf.py main:app`` (the Procfile line). Every
-value comes from the validated settings (config.py), so a bad environment
+value comes from the validated settings (the settings package), so a bad environment
 stops the server here with one line, before anything forks.
 """
 import faulthandler
@@ -76,8 +76,8 @@ _worker_started = {}
 
 def on_starting(server):
     """Master, before forking: say what we are about to open, then migrate."""
-    from observability import metrics
     from database import migrations
+    from observability import metrics
 
     log.info("starting: %s", settings.describe_pool())
     metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in

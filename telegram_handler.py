@@ -2,7 +2,7 @@
 
 ``handle_update`` runs inside the webhook request's app context and its one
 database transaction; the route commits. Handlers never call Telegram: they
-add calls to ``replies()`` (see replies.py) or queue outbox jobs.
+add calls to ``replies()`` (see telegram_updates/replies.py) or queue outbox jobs.
 Pre-checkout queries are the exception to the database part: they are
 answered from the invoice payload alone (see ``answer_pre_checkout``).
 """

@@ -5,7 +5,7 @@ outside the process, so the server runs unmodified; ``--nonblocking`` keeps it
 from pausing the worker at each sample, at the price of an occasional torn
 stack. ``--gil`` keeps only samples of the thread holding the GIL: the
 question here is where the worker's CPU goes, and without it threads blocked
-in db_wait's ``poll()`` (a wait py-spy does not recognise as idle) would
+in database/deadline.py's ``poll()`` (a wait py-spy does not recognise as idle) would
 swamp the picture. py-spy takes some CPU of its own on a 2-core machine, so
 a profiled run measures a little lower than an unprofiled one.
 """

@@ -16,8 +16,8 @@ from bench.ledger import DATABASE, LedgerCheck, check_ledger, settle
 from bench.measurement import SPLIT_CHECK_SECONDS, IdRuns, Measurement, measure
 from bench.options import Options
 from bench.worker_split import busiest_worker
-from settings import BACKGROUND_CONNECTIONS, HEALTH_PROBE_CONNECTIONS
 from botapi_emulator import BotApiEmulator
+from settings import BACKGROUND_CONNECTIONS, HEALTH_PROBE_CONNECTIONS
 from stack_harness.gunicorn_server import GunicornServer
 from stack_harness.pg_cluster import PgCluster
 

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from database import deadline
 from settings import Settings
 
-
 # A connection idle longer than this is checked with a round trip before use.
 PING_AFTER_IDLE_SECONDS = 10.0
 

@@ -7,16 +7,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from membership import billing
-from membership import invites
-from membership import members
 from bot_outbox import jobs
-from settings import Settings
+from bot_outbox.client import TelegramError
+from bot_outbox.runners import JobContext
+from membership import billing, invites, members
 from models.base import utcnow
 from models.membership import Membership
 from models.payment import PAID, Payment
-from bot_outbox.runners import JobContext
-from bot_outbox.client import TelegramError
+from settings import Settings
 
 # The outbox job that performs this module's Telegram side (membership.job_runners).
 REFUND_JOB = "refund"

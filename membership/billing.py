@@ -12,20 +12,19 @@ from datetime import datetime, timezone
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from membership import invoice_payload
-from membership import invites
-from membership import members
 from bot_outbox import jobs
-from settings import Settings
-from models.base import utcnow
-from models.payment import PAID, REFUNDED, REFUNDING, Payment
-from settings.plans import Plan
-from settings.telegram import STARS_CURRENCY, SUBSCRIPTION_PERIOD_SECONDS
 from bot_outbox.runners import JobContext
 from database.upsert import insert_for
+from membership import invites, invoice_payload, members
+from models.base import utcnow
+from models.payment import PAID, REFUNDED, REFUNDING, Payment
+from settings import Settings
+from settings.plans import Plan
+from settings.telegram import STARS_CURRENCY, SUBSCRIPTION_PERIOD_SECONDS
 
 # The outbox job that performs this module's Telegram side (membership.job_runners).
 SUBSCRIPTION_LINK_JOB = "subscription_link"
+
 
 @dataclass(frozen=True)
 class PaidCharge:
@@ -142,7 +141,6 @@ def find_payment(session: Session, charge_id: str) -> Payment | None:
 
 def from_timestamp(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=timezone.utc) if value else None
-
 
 
 def run_subscription_link(job, context: JobContext) -> None:

@@ -15,11 +15,11 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from membership import members
 from bot_outbox import jobs
+from bot_outbox.runners import JobContext
+from membership import members
 from models.base import utcnow
 from models.invite import JOINED, PENDING, REVOKED, SENT, Invite
-from bot_outbox.runners import JobContext
 
 # The outbox job that performs this module's Telegram side (membership.job_runners).
 INVITE_JOB = "invite"

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
+from bot_outbox.client import TelegramError
+from bot_outbox.runners import JobContext
+from database.upsert import insert_for
 from models.base import utcnow
 from models.membership import Membership
-from bot_outbox.runners import JobContext
-from bot_outbox.client import TelegramError
-from database.upsert import insert_for
 
 # The outbox job that performs this module's Telegram side (membership.job_runners).
 REMOVAL_JOB = "remove_member"

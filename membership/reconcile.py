@@ -15,11 +15,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from membership import billing
-from membership import invoice_payload
+from bot_outbox.client import BotApiClient
+from membership import billing, invoice_payload
 from settings import Settings
 from settings.telegram import STARS_CURRENCY
-from bot_outbox.client import BotApiClient
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from membership import members
 from bot_outbox import jobs
-from settings import Settings
+from membership import members
 from models.base import utcnow
 from models.membership import Membership
 from models.user import User
+from settings import Settings
 
 # Someone who passed pre-checkout this recently may have a payment on its way.
 CHECKOUT_PROTECTION = timedelta(minutes=30)

@@ -10,8 +10,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import db
-from models.base import AutoId, utcnow
+from models.base import AutoId, db, utcnow
 
 
 class DeadLetter(db.Model):

@@ -11,8 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import db
-from models.base import utcnow
+from models.base import db, utcnow
 
 
 class Membership(db.Model):

@@ -12,8 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import db
-from models.base import AutoId, utcnow
+from models.base import AutoId, db, utcnow
 
 PENDING = "pending"
 DONE = "done"

@@ -11,8 +11,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import db
-from models.base import utcnow
+from models.base import db, utcnow
 
 PAID = "paid"
 REFUNDING = "refunding"  # an admin asked; refundStarPayment is in the outbox

@@ -1,7 +1,7 @@
 """GET /metrics: Prometheus text format, for whoever scrapes the server."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from observability.metrics import exposition

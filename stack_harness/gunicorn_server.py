@@ -32,6 +32,7 @@ from pathlib import Path
 import port_for
 import psutil
 import requests
+
 from stack_harness.log_file import LogFile
 
 __all__ = ["GunicornHarnessError", "GunicornServer", "expand_variables", "read_procfile_command"]

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 
+from database.upsert import run_prepared
 from models.base import utcnow
 from models.processed_update import ProcessedUpdate
-from database.upsert import run_prepared
 
 # Telegram keeps undelivered updates for 24 hours; a week of ledger is ample.
 LEDGER_RETENTION = timedelta(days=7)

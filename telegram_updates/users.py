@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, bindparam, case, literal, select
 from sqlalchemy.orm import Session
 
+from database.upsert import run_prepared
 from models.base import utcnow
 from models.user import User
-from database.upsert import insert_for, run_prepared
 
 FLOOD_WINDOW = timedelta(minutes=1)
 

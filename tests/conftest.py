@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import pytest
 from werkzeug.serving import make_server
 
-from worker_process import lifecycle
 from botapi_emulator import BotApiEmulator
 from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, make_env
 from tests.helpers import build_app
+from worker_process import lifecycle
 
 pytest_plugins = ["tests.pg_fixtures"]
 

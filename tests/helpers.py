@@ -5,13 +5,13 @@ import time
 
 from sqlalchemy import func, select, text
 
-from worker_process import lifecycle
-from database import migrations
-from settings import load_settings
-from models.base import db
-from main import create_app
-from stack_harness.bot_env import WEBHOOK_SECRET
 from botapi_emulator.updates import text_message_update, user_json
+from database import migrations
+from main import create_app
+from models.base import db
+from settings import load_settings
+from stack_harness.bot_env import WEBHOOK_SECRET
+from worker_process import lifecycle
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

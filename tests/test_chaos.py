@@ -12,11 +12,11 @@ import zlib
 
 import pytest
 
-from stack_harness.chaos import SCENARIOS, Load, format_table, run_scenario
+from botapi_emulator import text_message_update, user_json
 from stack_harness.bot_env import WEBHOOK_SECRET
+from stack_harness.chaos import SCENARIOS, Load, format_table, run_scenario
 from stack_harness.delivery_simulator import DeliverySimulator
 from stack_harness.real_server import running_server
-from botapi_emulator import text_message_update, user_json
 
 # A few seconds of load each: with server start, settling and checks about
 # 15-25 s per scenario on a 2-core machine.

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from worker_process import lifecycle
 from models.base import db
 from stack_harness.bot_env import make_env
 from tests.helpers import build_app
+from worker_process import lifecycle
 
 
 @pytest.mark.parametrize("pooled", ["false", "true"])

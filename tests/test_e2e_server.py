@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from botapi_emulator import BotApiEmulator
 from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, make_env
 from stack_harness.real_server import REPO, flask_cli, post_raw, running_server
-from botapi_emulator import BotApiEmulator
 from tests.helpers import command, wait_until
 from tests.test_membership import buy, invite_message, link_in
 

@@ -1,14 +1,12 @@
 """The factory itself, and the embedded default (SQLite) a fresh clone runs on."""
 from __future__ import annotations
 
-from worker_process import lifecycle
-from settings import load_settings
 from main import create_app
 from models.user import User
+from settings import load_settings, settings_of
 from stack_harness.bot_env import WEBHOOK_SECRET
-from tests.helpers import build_app
-from tests.helpers import command, count, post_update
-from settings import settings_of
+from tests.helpers import build_app, command, count, post_update
+from worker_process import lifecycle
 
 
 def test_factory_uses_the_settings_it_is_given(tmp_path):

@@ -7,17 +7,17 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from membership import invoice_payload
-from worker_process import lifecycle
 from models.payment import Payment
 from models.processed_update import ProcessedUpdate
 from models.user import User
-from stack_harness.bot_env import WEBHOOK_SECRET, make_env
-from tests.helpers import build_app
-from tests.helpers import SECRET_HEADER, command, count, post_update
 from settings import settings_of
+from stack_harness.bot_env import WEBHOOK_SECRET, make_env
+from tests.helpers import SECRET_HEADER, build_app, command, count, post_update
+from worker_process import lifecycle
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ["message", "callback_query", "chat_member", "pre_checkout_query", "purchased_paid_media",

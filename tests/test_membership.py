@@ -6,15 +6,14 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from membership import invoice_payload
-from models.base import db
-from models.base import utcnow
+from models.base import db, utcnow
 from models.invite import JOINED, Invite
 from models.membership import Membership
 from models.payment import REFUNDED, Payment
 from models.user import User
+from settings import settings_of
 from stack_harness.bot_env import ADMIN_ID, CHANNEL_ID
 from tests.helpers import count, wait_until
-from settings import settings_of
 
 
 def buy(emulator, user_id: int, plan: str = "month", first_name: str = "Payer"):

@@ -8,8 +8,7 @@ from bot_outbox import jobs
 from models.base import db
 from models.outbox import DONE, FAILED, PENDING, OutboxJob
 from stack_harness.bot_env import BOT_TOKEN, make_env
-from tests.helpers import build_app
-from tests.helpers import wait_until
+from tests.helpers import build_app, wait_until
 
 
 def enqueue(app, *calls: tuple[str, dict, int | None]) -> list[int]:

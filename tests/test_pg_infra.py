@@ -20,7 +20,6 @@ from stack_harness.pg_cluster import PgCluster
 from stack_harness.pg_errors import PgBinariesNotFound
 from stack_harness.pg_processes import server_processes
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 

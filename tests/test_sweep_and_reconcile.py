@@ -8,15 +8,14 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from membership import sweep
-from models.base import db
-from models.base import utcnow
+from models.base import db, utcnow
 from models.membership import Membership
 from models.outbox import OutboxJob
 from models.payment import REFUNDED, Payment
 from models.user import User
+from settings import settings_of
 from tests.helpers import count, wait_until
 from tests.test_membership import buy, invite_message, link_in, membership_of
-from settings import settings_of
 
 
 def add_members(app, expiring: dict[int, timedelta]) -> None:

@@ -9,8 +9,8 @@ from models.dead_letter import DeadLetter
 from models.outbox import OutboxJob
 from models.processed_update import ProcessedUpdate
 from models.user import User
-from tests.helpers import SECRET_HEADER, checked_out, command, count, post_update, sessions_of
 from settings import settings_of
+from tests.helpers import SECRET_HEADER, checked_out, command, count, post_update, sessions_of
 
 
 @pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}])
@@ -106,10 +106,10 @@ def test_no_connection_is_left_idle_in_transaction(app, client):
 def test_an_exhausted_pool_answers_503_fast_and_health_says_saturated(pg_database_url, emulator):
     import time
 
-    from worker_process import lifecycle
     from models.base import db
     from stack_harness.bot_env import make_env
     from tests.helpers import build_app
+    from worker_process import lifecycle
 
     # No background threads: the test itself plays the request threads that hold every connection.
     app = build_app(make_env(pg_database_url, emulator.url, DB_POOL_TIMEOUT="0.5"), background=False)

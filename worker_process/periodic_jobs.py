@@ -1,20 +1,17 @@
-"""The jobs the in-process timers run (timers.py), each a short unit of background work."""
+"""The jobs the in-process timers run (worker_process/timers.py), each a short unit of background work."""
 from __future__ import annotations
 
 import logging
 
 from flask import Flask
 
-from settings import Settings
-from worker_process.timers import PeriodicTask
-
 from bot_outbox import jobs
-from membership import reconcile
-from membership import sweep
-from database.background import BackgroundSlots, background_session
 from bot_outbox.runners import commit_and_wake
+from database.background import BackgroundSlots, background_session
+from membership import reconcile, sweep
+from settings import Settings, settings_of
 from telegram_updates.ledger import prune_ledger
-from settings import settings_of
+from worker_process.timers import PeriodicTask
 
 log = logging.getLogger(__name__)
 

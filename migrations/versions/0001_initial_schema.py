@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-23 18:25:19.295731
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -71,7 +70,6 @@ def upgrade():
     )
 
 
-
 def downgrade():
 
     op.drop_table('users')
@@ -88,4 +86,3 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_dead_letters_update_id'))
 
     op.drop_table('dead_letters')
-

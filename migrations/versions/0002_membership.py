@@ -5,9 +5,8 @@ Revises: 0001
 Create Date: 2026-11-23 18:38:44.978533
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0002'
@@ -65,8 +64,6 @@ def upgrade():
         batch_op.add_column(sa.Column('checkout_started_at', sa.DateTime(timezone=True), nullable=True))
 
 
-
-
 def downgrade():
 
     with op.batch_alter_table('users', schema=None) as batch_op:
@@ -85,4 +82,3 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_invites_user_id'))
 
     op.drop_table('invites')
-

@@ -5,9 +5,8 @@ Revises: 0002
 Create Date: 2026-11-23 18:57:53.698605
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0003'
@@ -26,8 +25,6 @@ def upgrade():
         batch_op.create_index('ix_outbox_chat_finished', ['chat_id', 'finished_at'], unique=False)
 
 
-
-
 def downgrade():
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_chat_finished')
@@ -35,5 +32,3 @@ def downgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('updates_in_window')
         batch_op.drop_column('window_started_at')
-
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import re
 
-
 DATABASE = "bot"
 SERVER_ROLE = "bot"  # the server connects as an ordinary role, so superuser-reserved slots stay ours
 PLANS = [

@@ -25,9 +25,9 @@ from botapi_emulator import (
     text_message_update,
     user_json,
 )
+from stack_harness.chaos.constants import BASE_ENV, DATABASE
 from stack_harness.chaos.report import ScenarioResult
 from stack_harness.chaos.samplers import ConnectionSampler, MemorySampler
-from stack_harness.chaos.constants import BASE_ENV, DATABASE
 from stack_harness.delivery_simulator import Attempt, DeliveryReport, DeliverySimulator, UpdateRecord, chat_key
 from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer
 from stack_harness.pg_cluster import PgCluster

@@ -8,8 +8,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from stack_harness.chaos.harness import ChaosRun, PayerOutcome
 from stack_harness.chaos.constants import INVOICE_TIMEOUT, PLAN_DAYS, STEP_TIMEOUT
+from stack_harness.chaos.harness import ChaosRun, PayerOutcome
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 
-from stack_harness.chaos.harness import ChaosRun
 from stack_harness.chaos.constants import START_REPLY
+from stack_harness.chaos.harness import ChaosRun
 from stack_harness.delivery_simulator import DeliveryReport, UpdateRecord
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import timedelta
 
-from stack_harness.chaos.harness import ChaosRun
 from stack_harness.chaos.constants import INVITE_MARK, PLAN_DAYS, SETTLE_TIMEOUT
+from stack_harness.chaos.harness import ChaosRun
 
 
 def invite_messages(run: ChaosRun) -> Counter:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 
+from stack_harness.chaos.constants import DATABASE, SERVER_ROLE
 from stack_harness.chaos.db_setup import connection_budget
 from stack_harness.chaos.harness import ChaosRun
-from stack_harness.chaos.constants import DATABASE, SERVER_ROLE
 
 
 def check_sessions(run: ChaosRun) -> None:

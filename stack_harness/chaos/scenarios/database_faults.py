@@ -6,11 +6,11 @@ import itertools
 import time
 from typing import ClassVar
 
+from stack_harness.chaos.constants import HEALTH_200_WITHIN, HEALTH_503_WITHIN
 from stack_harness.chaos.db_setup import connection_budget, reserved_connection_slots
 from stack_harness.chaos.harness import ChaosRun
 from stack_harness.chaos.load import Load
 from stack_harness.chaos.scenarios.base import Scenario
-from stack_harness.chaos.constants import HEALTH_200_WITHIN, HEALTH_503_WITHIN
 
 
 class StopDatabase(Scenario):

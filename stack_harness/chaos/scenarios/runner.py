@@ -8,6 +8,7 @@ from collections.abc import Callable
 from botapi_emulator import BotApiEmulator
 from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET
 from stack_harness.chaos.checks import check_invariants, invite_messages, owed_invites
+from stack_harness.chaos.constants import SETTLE_TIMEOUT
 from stack_harness.chaos.db_setup import prepare_database
 from stack_harness.chaos.harness import ChaosRun
 from stack_harness.chaos.load import Load, LoadGenerator
@@ -17,11 +18,9 @@ from stack_harness.chaos.scenarios.base import Scenario
 from stack_harness.chaos.scenarios.database_faults import ConnectionBudget, FreezeDatabase, StopDatabase
 from stack_harness.chaos.scenarios.telegram_faults import TelegramFaults
 from stack_harness.chaos.scenarios.worker_faults import FreezeWorker, KillWorkers, RecycleWorkers
-from stack_harness.chaos.constants import SETTLE_TIMEOUT
 from stack_harness.delivery_simulator import Backoff, DeliverySimulator
 from stack_harness.pg_cluster import PgCluster
 from stack_harness.real_server import running_server
-
 
 SCENARIOS: dict[str, type[Scenario]] = {
     scenario.name: scenario

@@ -15,10 +15,10 @@ import psycopg
 
 from botapi_emulator import text_message_update, user_json
 from stack_harness.chaos.checks import summarize_statuses
+from stack_harness.chaos.constants import DATABASE, SERVER_ROLE, START_REPLY, STEP_TIMEOUT, WORKERS
 from stack_harness.chaos.harness import ChaosRun
 from stack_harness.chaos.load import Load
 from stack_harness.chaos.scenarios.base import Scenario
-from stack_harness.chaos.constants import DATABASE, SERVER_ROLE, START_REPLY, STEP_TIMEOUT, WORKERS
 from stack_harness.delivery_simulator import UpdateRecord
 
 
