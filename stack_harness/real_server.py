@@ -10,10 +10,9 @@ from typing import Iterator
 
 import requests
 
+from settings.telegram import SECRET_HEADER
 from stack_harness.bot_env import WEBHOOK_SECRET, make_env
 from stack_harness.gunicorn_server import GunicornServer
-
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 REPO = Path(__file__).resolve().parents[1]
 

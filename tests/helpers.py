@@ -5,15 +5,15 @@ import time
 
 from sqlalchemy import func, select, text
 
+from bot_outbox import jobs
 from botapi_emulator.updates import text_message_update, user_json
 from database import migrations
 from main import create_app
 from models.base import db
 from settings import load_settings
+from settings.telegram import SECRET_HEADER
 from stack_harness.bot_env import WEBHOOK_SECRET
 from worker_process import lifecycle
-
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def command(update_id: int, user_id: int, text_: str = "/start", first_name: str = "Ada") -> dict:
@@ -62,3 +62,13 @@ def build_app(env: dict[str, str], background: bool = True, **overrides):
     if background:
         lifecycle.start_background(app)
     return app
+
+
+def enqueue(app, *calls: tuple[str, dict, int | None]) -> list[int]:
+    """Commit calls the way a handler's transaction does, then wake the senders."""
+    with app.app_context():
+        queued = [jobs.enqueue_call(db.session, method, params, chat_id=chat) for method, params, chat in calls]
+        db.session.commit()
+        ids = [job.id for job in queued]
+    app.extensions["outbox_sender"].notify(len(ids))
+    return ids

@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def procfile_web_command() -> str:
-    line = next(l for l in (REPO / "Procfile").read_text().splitlines() if l.startswith("web:"))
+    line = next(entry for entry in (REPO / "Procfile").read_text().splitlines() if entry.startswith("web:"))
     return line.split(":", 1)[1].strip()
 
 

@@ -23,7 +23,7 @@ and then checks the promises of the README:
 
 A scenario is parameterised by a ``Load`` (duration and rate) and returns a
 ``ScenarioResult`` row (scenario, updates, faults injected, lost, doubled,
-notes). ``tests/test_chaos.py`` runs each one briefly; ``scripts/chaos.py``
+notes). ``tests/end_to_end/test_chaos.py`` runs each one briefly; ``scripts/chaos.py``
 runs them in rotation for as long as asked.
 
 Timing: waits are deadlines on conditions (acknowledgements, emulator calls,

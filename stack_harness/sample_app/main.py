@@ -1,4 +1,4 @@
-"""A tiny Flask app for tests/test_gunicorn_harness.py."""
+"""A tiny Flask app for tests/stack_harness/test_gunicorn_server.py."""
 
 import os
 

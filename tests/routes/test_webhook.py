@@ -10,7 +10,8 @@ from models.outbox import OutboxJob
 from models.processed_update import ProcessedUpdate
 from models.user import User
 from settings import settings_of
-from tests.helpers import SECRET_HEADER, checked_out, command, count, post_update, sessions_of
+from settings.telegram import SECRET_HEADER
+from tests.helpers import checked_out, command, count, post_update, sessions_of
 
 
 @pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}])

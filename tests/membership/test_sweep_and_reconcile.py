@@ -15,7 +15,7 @@ from models.payment import REFUNDED, Payment
 from models.user import User
 from settings import settings_of
 from tests.helpers import count, wait_until
-from tests.test_membership import buy, invite_message, link_in, membership_of
+from tests.membership.flows import buy, invite_message, link_in, membership_of
 
 
 def add_members(app, expiring: dict[int, timedelta]) -> None:

@@ -8,17 +8,7 @@ from bot_outbox import jobs
 from models.base import db
 from models.outbox import DONE, FAILED, PENDING, OutboxJob
 from stack_harness.bot_env import BOT_TOKEN, make_env
-from tests.helpers import build_app, wait_until
-
-
-def enqueue(app, *calls: tuple[str, dict, int | None]) -> list[int]:
-    """Commit calls the way a handler's transaction does, then wake the senders."""
-    with app.app_context():
-        queued = [jobs.enqueue_call(db.session, method, params, chat_id=chat) for method, params, chat in calls]
-        db.session.commit()
-        ids = [job.id for job in queued]
-    app.extensions["outbox_sender"].notify(len(ids))
-    return ids
+from tests.helpers import build_app, enqueue, wait_until
 
 
 def job(app, job_id: int) -> OutboxJob:

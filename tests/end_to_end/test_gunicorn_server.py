@@ -16,7 +16,7 @@ from botapi_emulator import BotApiEmulator
 from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, make_env
 from stack_harness.real_server import REPO, flask_cli, post_raw, running_server
 from tests.helpers import command, wait_until
-from tests.test_membership import buy, invite_message, link_in
+from tests.membership.flows import buy, invite_message, link_in
 
 pytestmark = pytest.mark.timeout(180)
 

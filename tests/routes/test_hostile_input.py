@@ -15,11 +15,12 @@ from models.payment import Payment
 from models.processed_update import ProcessedUpdate
 from models.user import User
 from settings import settings_of
+from settings.telegram import SECRET_HEADER
 from stack_harness.bot_env import WEBHOOK_SECRET, make_env
-from tests.helpers import SECRET_HEADER, build_app, command, count, post_update
+from tests.helpers import build_app, command, count, post_update
 from worker_process import lifecycle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KINDS = ["message", "callback_query", "chat_member", "pre_checkout_query", "purchased_paid_media",
          "edited_message", "made_up_kind"]
 
@@ -110,7 +111,7 @@ def test_outgoing_messages_keep_telegrams_pace(pg_database_url, emulator):
     app = build_app(make_env(pg_database_url, emulator.url, OUTBOX_CHAT_INTERVAL_MS="400",
                              OUTBOX_MAX_PER_SECOND="10", WEB_CONCURRENCY="1"), outbox_poll_seconds=0.05)
     try:
-        from tests.test_outbox import enqueue
+        from tests.helpers import enqueue
         enqueue(app, *[("sendMessage", {"chat_id": 4400, "text": f"n{n}"}, 4400) for n in range(3)])
         same_chat = emulator.wait_for_calls("sendMessage", 3, timeout=15)
         gaps = [b.time - a.time for a, b in zip(same_chat, same_chat[1:])]

@@ -20,7 +20,7 @@ from stack_harness.pg_cluster import PgCluster
 from stack_harness.pg_errors import PgBinariesNotFound
 from stack_harness.pg_processes import server_processes
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _query_in_thread(dsn: str, sql: str) -> tuple[threading.Thread, dict[str, object]]:

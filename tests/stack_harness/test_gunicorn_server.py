@@ -13,7 +13,7 @@ import requests
 
 from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer, expand_variables, read_procfile_command
 
-SAMPLE = Path(__file__).resolve().parents[1] / "stack_harness" / "sample_app"
+SAMPLE = Path(__file__).resolve().parents[2] / "stack_harness" / "sample_app"
 ENV = {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"}
 
 

@@ -8,7 +8,7 @@ import pytest
 from settings import ConfigError, load_settings, normalize_database_url
 from settings.plans import parse_plans
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GOOD = {
     "BOT_TOKEN": "123456:ABC-def_ghi",
     "WEBHOOK_SECRET": "s3cret_token-OK",
