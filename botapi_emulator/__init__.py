@@ -61,7 +61,7 @@ while a webhook is set); Markdown texts are not checked (HTML is); known
 methods without a model answer ``true`` (send* methods a plain Message).
 """
 
-from .actions import ActionResult, JoinResult, PaymentResult, PreCheckoutAnswer
+from .action_results import ActionResult, JoinResult, PaymentResult, PreCheckoutAnswer
 from .delivery import DeliveryResult, NoWebhookError
 from .emulator import DEFAULT_CHANNEL_ID, DEFAULT_TOKEN, BotApiEmulator
 from .recorder import Call

@@ -1,39 +1,7 @@
-"""Deliver a stream of updates to a webhook the way Telegram does, and report what became of each.
+"""The simulator itself: per-chat queues served by ``max_connections`` sender threads.
 
-Why not the emulator's own delivery: ``BotApiEmulator.deliver`` sends one
-update per call and blocks its caller, which suits a test that acts as one
-user. A chaos run or a benchmark needs a stream: many chats at once, a bound
-on connections, per-chat order, retries that outlive an outage of the
-server, duplicates on demand, and afterwards a record per update to check
-"nothing lost, nothing doubled" against.
-
-What it reproduces of Telegram (see platform-facts and the Bot API docs):
-
-- at most ``max_connections`` requests in flight at once;
-- per chat (per user for private chats, whose chat id is the user's id) one
-  update in flight, in order: the next waits until the previous was
-  acknowledged, as Telegram's per-chat queue does;
-- anything but a 2xx, a timeout or a failed connection is retried with
-  exponential back-off and jitter, under the same ``update_id``; while an
-  update backs off, its chat waits but its connection serves other chats;
-- a ``{"method": ...}`` in a 2xx body is executed (handed to
-  ``execute_response``, e.g. the emulator's ``surface.execute_from_webhook_response``)
-  and its outcome is reported to no one;
-- on demand, an acknowledged update is sent again (``duplicate_probability``),
-  as Telegram does when our answer got lost on the way.
-
-Everything is bounded: every request has ``request_timeout``, and nothing is
-attempted ``time_limit`` seconds after ``start()``. An update not acknowledged
-by then is reported as never acknowledged.
-
-Usage::
-
-    with DeliverySimulator(url, secret, max_connections=8,
-                           execute_response=emulator.surface.execute_from_webhook_response) as sim:
-        record = sim.submit(update)
-        record.wait(10)                 # acknowledged (and its response method executed)?
-        sim.drain(30)
-        report = sim.report()           # report.never_acknowledged, report.server_errors, ...
+What it reproduces of Telegram, and why it exists, is in the package docstring
+(``stack_harness.delivery_simulator``).
 """
 from __future__ import annotations
 
@@ -44,182 +12,17 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, Self
 
 import requests
 
-__all__ = ["Attempt", "Backoff", "DeliveryReport", "DeliverySimulator", "UpdateRecord", "chat_key"]
+from .records import CONNECTION_ERROR, TIMEOUT, Attempt, DeliveryReport, UpdateRecord
+from .telegram_rules import Backoff, chat_key
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-TIMEOUT = "timeout"
-CONNECTION_ERROR = "connection-error"
 IDLE_WAIT = 0.5  # longest a sender sleeps on the condition before re-checking the clock
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before retry number ``failures`` (1-based): ``first * factor**(failures-1)``, capped, with jitter.
-
-    The jitter (a random cut of up to ``jitter`` of the delay) keeps the
-    retries of many chats failing together from arriving together.
-    """
-
-    first: float = 0.1
-    factor: float = 2.0
-    cap: float = 2.0
-    jitter: float = 0.5
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        base = min(self.cap, self.first * self.factor ** max(0, failures - 1))
-        return base * (1.0 - self.jitter * rng.random())
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One POST: when it started (``time.monotonic()``), how long it took, what came back.
-
-    ``status`` is the HTTP status, or ``"timeout"`` / ``"connection-error"``
-    when no answer came. ``duplicate`` marks a deliberate re-send of an
-    update that was already acknowledged.
-    """
-
-    started: float
-    elapsed: float
-    status: int | str
-    duplicate: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return isinstance(self.status, int) and 200 <= self.status < 300
-
-    @property
-    def server_error(self) -> bool:
-        return isinstance(self.status, int) and self.status >= 500
-
-    @property
-    def ambiguous(self) -> bool:
-        """No answer: the server may have committed the update (and lost its reply) or not."""
-        return isinstance(self.status, str)
-
-
-@dataclass
-class UpdateRecord:
-    """What became of one update: its attempts, its acknowledgement, the methods its answers carried."""
-
-    update: dict
-    chat_key: Hashable
-    submitted_at: float
-    attempts: list[Attempt] = field(default_factory=list)
-    acknowledged_at: float | None = None
-    duplicates_sent: int = 0
-    responses: list[Any] = field(default_factory=list)  # what execute_response returned, per executed method
-    response_errors: list[str] = field(default_factory=list)
-    acknowledged: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-
-    @property
-    def update_id(self) -> int:
-        return self.update["update_id"]
-
-    @property
-    def kind(self) -> str:
-        return next((key for key in self.update if key != "update_id"), "empty")
-
-    @property
-    def statuses(self) -> list[int | str]:
-        return [attempt.status for attempt in self.attempts]
-
-    @property
-    def latency(self) -> float | None:
-        """Seconds from submission to acknowledgement (queueing and retries included)."""
-        return None if self.acknowledged_at is None else self.acknowledged_at - self.submitted_at
-
-    @property
-    def first_response(self) -> Any:
-        """The method executed from the first acknowledgement's body, if any."""
-        return self.responses[0] if self.responses else None
-
-    @property
-    def had_ambiguous_attempt(self) -> bool:
-        """An original (not duplicate) attempt got no answer, so a reply riding on it may be lost."""
-        return any(attempt.ambiguous for attempt in self.attempts if not attempt.duplicate)
-
-    def wait(self, timeout: float) -> bool:
-        """Block until acknowledged (and its response method executed), or ``timeout``."""
-        return self.acknowledged.wait(timeout)
-
-
-@dataclass
-class DeliveryReport:
-    """Totals over a set of update records (the simulator's, possibly merged with others)."""
-
-    records: list[UpdateRecord]
-
-    @property
-    def updates(self) -> int:
-        return len(self.records)
-
-    @property
-    def acknowledged(self) -> int:
-        return sum(1 for record in self.records if record.acknowledged_at is not None)
-
-    @property
-    def never_acknowledged(self) -> list[UpdateRecord]:
-        return [record for record in self.records if record.acknowledged_at is None]
-
-    @property
-    def server_errors(self) -> int:
-        """Attempts answered with a 5xx (duplicates included)."""
-        return sum(1 for _, attempt in self.attempts() if attempt.server_error)
-
-    @property
-    def ambiguous_failures(self) -> int:
-        return sum(1 for _, attempt in self.attempts() if attempt.ambiguous)
-
-    @property
-    def duplicates_sent(self) -> int:
-        return sum(record.duplicates_sent for record in self.records)
-
-    @property
-    def max_latency(self) -> float:
-        """Longest single attempt that got an answer (what a request thread cost the server)."""
-        return max((attempt.elapsed for _, attempt in self.attempts() if not attempt.ambiguous), default=0.0)
-
-    def attempts(self) -> Iterator[tuple[UpdateRecord, Attempt]]:
-        for record in self.records:
-            for attempt in record.attempts:
-                yield record, attempt
-
-    def totals(self) -> dict[str, int]:
-        return {
-            "updates": self.updates,
-            "acknowledged": self.acknowledged,
-            "never_acknowledged": len(self.never_acknowledged),
-            "server_errors": self.server_errors,
-            "ambiguous_failures": self.ambiguous_failures,
-            "duplicates_sent": self.duplicates_sent,
-        }
-
-    def merged(self, others: Iterable[UpdateRecord]) -> DeliveryReport:
-        return DeliveryReport(self.records + list(others))
-
-
-def chat_key(update: dict) -> Hashable:
-    """The queue an update waits in: its chat (a private chat's id is the user's), else its sender.
-
-    An update with neither (rare kinds) gets a queue of its own, so it is
-    never held behind anything.
-    """
-    body = next((value for key, value in update.items() if key != "update_id"), None)
-    if isinstance(body, dict):
-        chat = body.get("chat") or (body.get("message") or {}).get("chat")
-        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-            return chat["id"]
-        sender = body.get("from") or body.get("user")
-        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
-            return sender["id"]
-    return ("update", update.get("update_id"))
 
 
 @dataclass
@@ -230,7 +33,7 @@ class _Job:
 
 
 class DeliverySimulator:
-    """Telegram's webhook delivery for a stream of updates; see the module docstring."""
+    """Telegram's webhook delivery for a stream of updates; see the package docstring."""
 
     def __init__(self, url: str, secret: str | None, *, max_connections: int = 40, request_timeout: float = 10.0,
                  backoff: Backoff = Backoff(), duplicate_probability: float = 0.0, time_limit: float = 120.0,
