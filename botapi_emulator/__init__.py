@@ -61,18 +61,32 @@ while a webhook is set); Markdown texts are not checked (HTML is); known
 methods without a model answer ``true`` (send* methods a plain Message).
 """
 
+from . import updates
 from .action_results import ActionResult, JoinResult, PaymentResult, PreCheckoutAnswer
 from .delivery import DeliveryResult, NoWebhookError
 from .emulator import DEFAULT_CHANNEL_ID, DEFAULT_TOKEN, BotApiEmulator
+from .model import User
 from .recorder import Call
 from .spec import object_problems
-from .model import User
-from . import updates
 from .updates import (
-    callback_query_update, channel_chat_json, chat_join_request_update, chat_member_json, chat_member_update,
-    message_update, my_chat_member_update, pre_checkout_query_update, private_chat_json, refunded_payment_message,
-    refunded_payment_update, subscription_update, successful_payment_json, successful_payment_message,
-    successful_payment_update, text_message, text_message_update, user_json,
+    callback_query_update,
+    channel_chat_json,
+    chat_join_request_update,
+    chat_member_json,
+    chat_member_update,
+    message_update,
+    my_chat_member_update,
+    pre_checkout_query_update,
+    private_chat_json,
+    refunded_payment_message,
+    refunded_payment_update,
+    subscription_update,
+    successful_payment_json,
+    successful_payment_message,
+    successful_payment_update,
+    text_message,
+    text_message_update,
+    user_json,
 )
 
 __all__ = [

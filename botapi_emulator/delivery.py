@@ -24,13 +24,14 @@ from typing import Callable
 
 import requests
 
+from settings.telegram import SECRET_HEADER
+
 from .params import parse_body
 from .recorder import Call
 from .spec import default_update_kinds
 from .state import TelegramState
 from .updates import update_kind
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEFAULT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 

@@ -17,9 +17,9 @@ from .control import ControlSurface
 from .delivery import DEFAULT_RETRY_DELAYS, DeliveryResult, WebhookDelivery
 from .faults import FaultInjector
 from .methods_bot import commands_key
+from .model import User
 from .recorder import Call, CallPredicate, CallRecorder
 from .server import EmulatorHTTPServer
-from .model import User
 from .state import TelegramState
 
 DEFAULT_TOKEN = "123456:TEST-token"

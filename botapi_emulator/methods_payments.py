@@ -12,13 +12,14 @@ from __future__ import annotations
 import secrets
 import time
 
+from settings.telegram import STARS_CURRENCY, SUBSCRIPTION_PERIOD_SECONDS
+
 from .errors import bad_request
 from .methods_common import MethodContext, check_can_write, check_length, find_chat, find_user
 from .methods_messages import inline_keyboard
-from .model import SUBSCRIPTION_PERIOD, Invoice
+from .model import Invoice
 from .updates import message_update, refunded_payment_message
 
-STARS_CURRENCY = "XTR"
 MAX_SUBSCRIPTION_PRICE = 10000
 MAX_TRANSACTIONS_PAGE = 100
 QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
@@ -47,7 +48,7 @@ def _stars_invoice(ctx: MethodContext, allow_subscription: bool) -> Invoice:
     if period is not None:
         if not allow_subscription:
             raise bad_request("subscription_period is supported only by createInvoiceLink")
-        if period != SUBSCRIPTION_PERIOD:
+        if period != SUBSCRIPTION_PERIOD_SECONDS:
             raise bad_request("SUBSCRIPTION_PERIOD_INVALID")
         if amount > MAX_SUBSCRIPTION_PRICE:
             raise bad_request("SUBSCRIPTION_PRICE_INVALID: a subscription costs at most 10000 Stars")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from .updates import successful_payment_json
 
-SUBSCRIPTION_PERIOD = 2592000  # 30 days: the only period Telegram allows for Stars subscriptions
 ACTIVE_MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
 
 

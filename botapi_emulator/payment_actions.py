@@ -14,7 +14,10 @@ from .action_results import ActionResult, PaymentResult, PreCheckoutAnswer
 from .model import Invoice, Payment, PendingQuery, User
 from .recorder import Call
 from .updates import (
-    message_update, pre_checkout_query_update, refunded_payment_message, subscription_update,
+    message_update,
+    pre_checkout_query_update,
+    refunded_payment_message,
+    subscription_update,
     successful_payment_message,
 )
 

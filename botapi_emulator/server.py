@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import threading
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
@@ -110,6 +111,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.control = control
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
+        # Every connection thread still alive. A thread drops out of
+        # _connections just before it ends, so stop() joins these, not those.
+        self._connection_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
         self._accept_thread: threading.Thread | None = None
 
     @property
@@ -129,6 +133,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         )
         with self._connections_lock:
             self._connections[request] = thread
+            self._connection_threads.add(thread)
         thread.start()
 
     def shutdown_request(self, request: socket.socket) -> None:
@@ -148,11 +153,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             self._accept_thread = None
         self.server_close()
         with self._connections_lock:
-            connections = dict(self._connections)
+            connections = list(self._connections)
+            threads = list(self._connection_threads)
         for connection in connections:
             try:
                 connection.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading keep-alive
             except OSError:
                 pass
-        for thread in connections.values():
+        for thread in threads:
             thread.join(join_timeout)

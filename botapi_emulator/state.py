@@ -14,9 +14,20 @@ import secrets
 import threading
 import time
 
+from settings.telegram import SUBSCRIPTION_PERIOD_SECONDS
+
 from .model import (
-    SUBSCRIPTION_PERIOD, Chat, Clock, InviteLink, Invoice, Membership, Payment, PendingQuery, StarTransaction,
-    Subscription, User, WebhookConfig,
+    Chat,
+    Clock,
+    InviteLink,
+    Invoice,
+    Membership,
+    Payment,
+    PendingQuery,
+    StarTransaction,
+    Subscription,
+    User,
+    WebhookConfig,
 )
 
 
@@ -195,7 +206,7 @@ class TelegramState:
             self.payments[payment.charge_id] = payment
             self.transactions.append(StarTransaction(
                 id=payment.charge_id, amount=amount, date=payment.date, user=user, invoice_payload=payload,
-                subscription_period=SUBSCRIPTION_PERIOD if subscription is not None else None,
+                subscription_period=SUBSCRIPTION_PERIOD_SECONDS if subscription is not None else None,
             ))
             return payment
 
@@ -205,7 +216,7 @@ class TelegramState:
             charge_id = self.new_charge_id()
             subscription = Subscription(
                 subscription_id=charge_id, user_id=user.id, payload=payload, amount=amount,
-                expiration_date=self.clock.now() + SUBSCRIPTION_PERIOD,
+                expiration_date=self.clock.now() + SUBSCRIPTION_PERIOD_SECONDS,
             )
             self.subscriptions[charge_id] = subscription
             return self.record_payment(user, amount, payload, subscription=subscription, charge_id=charge_id)
@@ -213,7 +224,7 @@ class TelegramState:
     def renew_subscription(self, subscription: Subscription) -> Payment:
         """Telegram charges the next period: a new charge id, expiration moved on by one period."""
         with self.lock:
-            subscription.expiration_date += SUBSCRIPTION_PERIOD
+            subscription.expiration_date += SUBSCRIPTION_PERIOD_SECONDS
             user = self.users[subscription.user_id]
             return self.record_payment(user, subscription.amount, subscription.payload, subscription=subscription)
 
@@ -230,7 +241,7 @@ class TelegramState:
             refund = StarTransaction(
                 id=payment.charge_id, amount=payment.amount, date=self.clock.now(), user=self.users[payment.user_id],
                 invoice_payload=payment.payload,
-                subscription_period=SUBSCRIPTION_PERIOD if payment.subscription_id is not None else None,
+                subscription_period=SUBSCRIPTION_PERIOD_SECONDS if payment.subscription_id is not None else None,
                 is_refund=True,
             )
             self.transactions.append(refund)

@@ -18,10 +18,11 @@ from typing import Any, Self
 
 import requests
 
+from settings.telegram import SECRET_HEADER
+
 from .records import CONNECTION_ERROR, TIMEOUT, Attempt, DeliveryReport, UpdateRecord
 from .telegram_rules import Backoff, chat_key
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 IDLE_WAIT = 0.5  # longest a sender sleeps on the condition before re-checking the clock
 
 

@@ -8,7 +8,15 @@ import pytest
 
 from botapi_emulator import BotApiEmulator, object_problems
 from tests.botapi_emulator.bot_calls import (
-    CHANNEL, FAST_RETRIES, STARS_INVOICE, TOKEN, answer_pre_checkout, assert_bad_request, call, ok_result, set_webhook,
+    CHANNEL,
+    FAST_RETRIES,
+    STARS_INVOICE,
+    TOKEN,
+    answer_pre_checkout,
+    assert_bad_request,
+    call,
+    ok_result,
+    set_webhook,
 )
 
 

@@ -10,7 +10,12 @@ from telebot import apihelper, types
 
 from botapi_emulator import object_problems, updates
 from tests.botapi_emulator.bot_calls import (
-    CHANNEL, STARS_INVOICE, TOKEN, answer_pre_checkout, ok_result, set_webhook,
+    CHANNEL,
+    STARS_INVOICE,
+    TOKEN,
+    answer_pre_checkout,
+    ok_result,
+    set_webhook,
 )
 
 

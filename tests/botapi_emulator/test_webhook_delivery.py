@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from botapi_emulator import BotApiEmulator, updates
-from botapi_emulator.delivery import SECRET_HEADER
+from settings.telegram import SECRET_HEADER
 from tests.botapi_emulator.bot_calls import CHANNEL, TOKEN, ok_result, set_webhook
 
 
