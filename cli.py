@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 from bot_outbox.client import TelegramError, TelegramUnavailable
 from membership import reconcile, sweep
@@ -98,15 +101,28 @@ def sweep_command(at: str | None, dry_run: bool) -> None:
 
 @click.command("reconcile")
 @with_appcontext
-def reconcile_command() -> None:
+@click.option("--full", is_flag=True, help="Read every transaction again, not only those after the last run.")
+def reconcile_command(full: bool) -> None:
     """Compare Telegram's Stars transactions with our ledger and apply what is missing."""
     try:
-        transactions = reconcile.fetch_transactions(current_app.extensions["telegram_client"])
+        report = reconcile.run(_cli_unit_of_work, current_app.extensions["telegram_client"], current_settings(),
+                               full=full)
     except (TelegramError, TelegramUnavailable) as error:
         raise click.ClickException(str(error)) from None
-    report = reconcile.apply(db.session, current_settings(), transactions)
-    db.session.commit()
+    if report is None:
+        raise click.ClickException("another reconciliation is running; try again in a few minutes")
     click.echo(report.summary())
+
+
+@contextmanager
+def _cli_unit_of_work() -> Iterator[Session]:
+    """The command's own session, committed per unit, so no connection is held across a Telegram call."""
+    try:
+        yield db.session
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def _parse_moment(text: str | None) -> datetime | None:

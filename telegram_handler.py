@@ -16,7 +16,7 @@ from telebot import TeleBot, types, util
 
 from database.background import background_session
 from database.errors import describe_error
-from membership import admin, billing, checkout, invites, members
+from membership import access, admin, billing, checkout, invites, members, refunds
 from models.base import db
 from settings import Settings, current_settings
 from telegram_updates import intake
@@ -28,6 +28,8 @@ from telegram_updates.users import sender_of, set_referral_source
 # threaded=False runs handlers in the request thread, inside its app context.
 bot = TeleBot("0:dispatch-only", threaded=False)
 log = logging.getLogger(__name__)
+# How long noting a checkout may wait for a background connection slot.
+CHECKOUT_NOTE_WAIT = 0.25
 
 # Kinds with handlers below. Other kinds are acknowledged without parsing,
 # which also shields us from parser bugs in kinds we do not use (e.g.
@@ -40,6 +42,7 @@ STATELESS_KINDS = frozenset({"pre_checkout_query"})
 USER_COMMANDS = (
     ("plans", "See the plans and buy one"),
     ("status", "Until when your membership runs"),
+    ("link", "A fresh invite link to the channel"),
     ("help", "What this bot does"),
 )
 HELP_TEXT = "This bot sells access to a private channel for Telegram Stars.\n\n" + "\n".join(
@@ -101,11 +104,13 @@ def answer_pre_checkout(raw: dict) -> tuple[dict, int, bool]:
 def note_checkout(app: Flask, user_id: int) -> None:
     """Remember that ``user_id`` passed pre-checkout. Best effort, after the answer is sent.
 
-    Runs as the response closes, outside the request's app context, so it
-    takes a background slot and an app context of its own.
+    Runs as the response closes, on the request's thread but outside its app
+    context, so it takes a background slot and an app context of its own, and
+    waits for the slot only briefly: a burst of pre-checkouts must not hold
+    request threads (the sweep's grace period covers a note not taken).
     """
     try:
-        with background_session(app, app.extensions["background_slots"]) as session:
+        with background_session(app, app.extensions["background_slots"], wait=CHECKOUT_NOTE_WAIT) as session:
             checkout.remember_checkout(session, user_id)
             session.commit()
     except Exception as error:  # the payment goes on without this; the sweep's grace period covers it
@@ -153,6 +158,19 @@ def on_status(message: types.Message) -> None:
                                reply_markup=plans_keyboard())
 
 
+@bot.message_handler(commands=["link"], chat_types=["private"])
+def on_link(message: types.Message) -> None:
+    """A fresh one-time link for a member: their invite failed, expired, or they left and want back in."""
+    outcome = invites.request_fresh_link(db.session, message.from_user.id)
+    if outcome == "queued":
+        text = "A fresh invite link is on its way."
+    elif outcome == "not_member":
+        text = "You are not a member at the moment. Use /plans to get access."
+    else:
+        text = f"You got a link recently. You can ask for another after {outcome:%H:%M} UTC."
+    replies().send_message(message.chat.id, text)
+
+
 @bot.message_handler(commands=["help"], chat_types=["private"])
 def on_help(message: types.Message) -> None:
     text = HELP_TEXT + ("\n\n" + ADMIN_HELP if admin.is_admin(settings(), message.from_user.id) else "")
@@ -189,18 +207,28 @@ def on_payment(message: types.Message) -> None:
         is_recurring=bool(getattr(paid, "is_recurring", False)),
         subscription_expires_at=billing.from_timestamp(getattr(paid, "subscription_expiration_date", None)),
     )
-    if billing.credit(db.session, settings(), charge, source="webhook") is None:
-        return  # this charge was credited before: a replay
-    record = members.get(db.session, charge.user_id)
-    replies().send_message(message.chat.id, "Thank you! Your payment is received. Your membership runs until "
-                                            f"{record.expires_at:%Y-%m-%d %H:%M} UTC; your invite link follows.")
+    credited = billing.credit(db.session, settings(), charge, source="webhook")
+    if credited is None:
+        return  # this charge was recorded before: a replay
+    replies().send_message(message.chat.id, _payment_answer(credited))
+
+
+def _payment_answer(credited: billing.Credit) -> str:
+    if credited.outcome == "unmatched":
+        return ("Thank you for your payment. We could not match it to a purchase, so it is being refunded "
+                "in full; you will hear from us when it is done. Please use /plans to buy again.")
+    if credited.outcome == "refunded_before":
+        return "This payment has already been refunded."
+    return ("Thank you! Your payment is received. Your membership runs until "
+            f"{credited.change.after:%Y-%m-%d %H:%M} UTC; your invite link follows.")
 
 
 # pyTelegramBotAPI 4.37.1 parses refunded_payment but leaves content_type
 # None, so a content_types=["refunded_payment"] filter never matches.
 @bot.message_handler(func=lambda message: message.refunded_payment is not None, content_types=[None])
 def on_refund(message: types.Message) -> None:
-    billing.record_refund(db.session, message.refunded_payment.telegram_payment_charge_id)
+    refunds.record_refund(db.session, settings(), message.refunded_payment.telegram_payment_charge_id,
+                          message.from_user.id)
 
 
 # --- the channel --------------------------------------------------------------------------------
@@ -213,7 +241,7 @@ def on_member_change(change: types.ChatMemberUpdated) -> None:
         change.old_chat_member.status in ("left", "kicked")
     if joined:
         link = change.invite_link.invite_link if change.invite_link else None
-        invites.on_join(db.session, change.new_chat_member.user.id, link, change.chat.id)
+        invites.on_join(db.session, settings(), change.new_chat_member.user.id, link)
 
 
 # --- admins -------------------------------------------------------------------------------------
@@ -246,7 +274,7 @@ def on_grant(message: types.Message, args: list[str]) -> None:
     if not user_id or not days or days > admin.MAX_GRANT_DAYS:
         replies().send_message(message.chat.id, f"Usage: /grant <user_id> <days>, days from 1 to {admin.MAX_GRANT_DAYS}.")
         return
-    record = admin.grant(db.session, message.from_user.id, user_id, days)
+    record = access.grant(db.session, message.from_user.id, user_id, days)
     replies().send_message(message.chat.id, f"Granted: user {user_id} is a member until "
                                             f"{record.expires_at:%Y-%m-%d %H:%M} UTC; an invite is on its way.")
 
@@ -257,10 +285,10 @@ def on_revoke(message: types.Message, args: list[str]) -> None:
     if not user_id:
         replies().send_message(message.chat.id, "Usage: /revoke <user_id>")
         return
-    if admin.revoke(db.session, user_id):
+    if access.revoke(db.session, settings(), message.from_user.id, user_id):
         replies().send_message(message.chat.id, f"Revoked: user {user_id} is being removed from the channel.")
     else:
-        replies().send_message(message.chat.id, f"User {user_id} has no members.")
+        replies().send_message(message.chat.id, f"User {user_id} has no membership.")
 
 
 @admin_command("refund")
@@ -268,7 +296,7 @@ def on_admin_refund(message: types.Message, args: list[str]) -> None:
     if len(args) != 1 or len(args[0]) > 255:
         replies().send_message(message.chat.id, "Usage: /refund <telegram_payment_charge_id>")
         return
-    if admin.request_refund(db.session, message.from_user.id, args[0]) is None:
+    if refunds.request_refund(db.session, message.from_user.id, args[0]) is None:
         known = billing.find_payment(db.session, args[0])
         replies().send_message(message.chat.id, "Nothing to do: that charge is already refunded."
                                if known else "No payment with that charge id.")

@@ -71,3 +71,11 @@ def run_call(job: ClaimedJob, context: JobContext) -> None:
 def with_plain_calls(runners: Mapping[str, Runner]) -> dict[str, Runner]:
     """The registry a sender runs with: the domain's runners plus plain Bot API calls."""
     return {CALL: run_call, **runners}
+
+
+@contextmanager
+def unit_of_work(app: Flask, slots: BackgroundSlots) -> Iterator[Session]:
+    """One short background transaction, committed when the block ends; queued jobs are sent at once."""
+    with background_session(app, slots) as session:
+        yield session
+        commit_and_wake(app, session)

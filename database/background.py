@@ -28,17 +28,27 @@ class BackgroundSlots:
     def __init__(self, slots: int):
         self._semaphore = threading.BoundedSemaphore(slots)
 
-    def __enter__(self):
-        self._semaphore.acquire()
-        return self
+    @contextmanager
+    def held(self, wait: float | None = None) -> Iterator[None]:
+        """Hold a slot; with ``wait``, give up after that many seconds (SlotsBusy)."""
+        if not self._semaphore.acquire(timeout=wait):
+            raise SlotsBusy(f"no background connection slot free within {wait}s")
+        try:
+            yield
+        finally:
+            self._semaphore.release()
 
-    def __exit__(self, *exc_info):
-        self._semaphore.release()
-        return False
+
+class SlotsBusy(RuntimeError):
+    """Every background slot stayed taken for as long as the caller could wait."""
 
 
 @contextmanager
-def background_session(app: Flask, slots: BackgroundSlots) -> Iterator[Session]:
-    """One short unit of background database work. The caller commits."""
-    with slots, app.app_context():
+def background_session(app: Flask, slots: BackgroundSlots, wait: float | None = None) -> Iterator[Session]:
+    """One short unit of background database work. The caller commits.
+
+    ``wait`` bounds the wait for a slot, for callers that run on a request
+    thread and must not hold it up (they get SlotsBusy instead).
+    """
+    with slots.held(wait), app.app_context():
         yield db.session

@@ -1,4 +1,4 @@
-"""Stars payments: invoices, pre-checkout verdicts, exactly-once credit, refunds.
+"""Stars payments: invoices, pre-checkout verdicts, exactly-once credit.
 
 Every function takes the session and leaves the commit to its caller, so in
 the webhook the credit, the membership extension and the queued invite are
@@ -6,21 +6,27 @@ one transaction with the update's dedupe row.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
 from bot_outbox.runners import JobContext
 from database.upsert import insert_for
-from membership import invites, invoice_payload, members
+from membership import access, entitlements, invites, invoice_payload, refunds
+from membership.entitlements import AccessChange
 from models.base import utcnow
-from models.payment import PAID, REFUNDED, REFUNDING, Payment
+from models.entitlement import PAID as PAID_ROW
+from models.entitlement import REFUND
+from models.payment import PAID, REFUNDED, UNMATCHED, Payment
 from settings import Settings
 from settings.plans import Plan
 from settings.telegram import STARS_CURRENCY, SUBSCRIPTION_PERIOD_SECONDS
+
+log = logging.getLogger(__name__)
 
 # The outbox job that performs this module's Telegram side (membership.job_runners).
 SUBSCRIPTION_LINK_JOB = "subscription_link"
@@ -39,12 +45,29 @@ class PaidCharge:
     subscription_expires_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What a charge bought."""
+
+    plan_id: str
+    days: int
+
+
+@dataclass(frozen=True)
+class Credit:
+    """The outcome of a new charge: ``credited``, ``unmatched`` (being refunded) or ``refunded_before``."""
+
+    payment: Payment
+    outcome: str
+    change: AccessChange | None = None
+
+
 def invoice_params(settings: Settings, plan: Plan, user_id: int) -> dict:
     """sendInvoice / createInvoiceLink parameters for ``plan``, made for ``user_id``."""
     params = {
         "title": plan.title,
         "description": f"Access to the private channel for {plan.days} days.",
-        "payload": invoice_payload.sign(settings.payload_secret, plan.id, user_id),
+        "payload": invoice_payload.sign(settings.payload_secret, plan, user_id),
         "provider_token": "",
         "currency": STARS_CURRENCY,
         "prices": [{"label": plan.title, "amount": plan.stars}],
@@ -63,76 +86,105 @@ def offer_subscription(session: Session, settings: Settings, plan: Plan, user_id
 
 def pre_checkout_verdict(settings: Settings, payer_id: int, currency: str, total_amount: int,
                          payload: str) -> str | None:
-    """None to accept, or the message shown to the payer. Reads no database."""
-    signed = invoice_payload.verify(settings.payload_secret, payload)
-    if signed is None:
+    """None to accept, or the message shown to the payer. Reads no database.
+
+    A plan that is no longer offered is refused here, before any money
+    moves; a payment that arrives anyway is honoured for its signed terms.
+    """
+    sale = invoice_payload.verify(settings.payload_keys, payload)
+    if sale is None:
         return "This invoice was not issued by this bot. Please use /plans to get a new one."
-    plan = settings.plan(signed.plan_id)
+    plan = settings.plan(sale.plan_id)
     if plan is None:
         return "This plan is no longer offered. Please choose one from /plans."
-    if signed.user_id != payer_id:
+    if sale.user_id != payer_id:
         return "This invoice was made for someone else. Please use /plans to get your own."
-    if currency != STARS_CURRENCY or total_amount != plan.stars:
-        return f"The price of {plan.title} is {plan.stars} Stars. Please use /plans to get a new invoice."
+    price = sale.stars if sale.stars is not None else plan.stars
+    if currency != STARS_CURRENCY or total_amount != price:
+        return f"The price of {plan.title} is {price} Stars. Please use /plans to get a new invoice."
     return None
 
 
 def credit(session: Session, settings: Settings, charge: PaidCharge, *, source: str,
-           now: datetime | None = None) -> Payment | None:
-    """Record the charge and grant what it paid for; None if it was credited before.
+           now: datetime | None = None) -> Credit | None:
+    """Record a new charge and deliver what it bought; None if it was recorded before.
 
     The insert on the charge id is the exactly-once point: a redelivered
-    update, a replayed charge and reconciliation all land here.
+    update, a replayed charge and reconciliation all land here. A charge
+    that matches no sale is refunded, never kept silently; a charge already
+    refunded (reconciliation may meet the refund first) is never credited.
     """
     now = now or utcnow()
-    signed = invoice_payload.verify(settings.payload_secret, charge.invoice_payload)
-    plan_id = signed.plan_id if signed else "unknown"
+    terms, problem = match_terms(session, settings, charge)
+    refunded_before = entitlements.has_row(session, REFUND, charge.charge_id)
+    status = REFUNDED if refunded_before else PAID if terms else UNMATCHED
+    if not _insert_payment(session, charge, terms, status, source, now):
+        return None
+    payment = session.get(Payment, charge.charge_id)
+    if refunded_before:
+        return Credit(payment, "refunded_before")
+    if terms is None:
+        _refuse(session, settings, payment, problem)
+        return Credit(payment, "unmatched")
+    change = entitlements.add(session, charge.user_id, PAID_ROW, days=terms.days, until=charge.subscription_expires_at,
+                              charge_id=charge.charge_id, note=terms.plan_id, now=now)
+    invites.queue(session, charge.user_id, reason=charge.charge_id)
+    return Credit(payment, "credited", change)
+
+
+def match_terms(session: Session, settings: Settings, charge: PaidCharge) -> tuple[Terms | None, str]:
+    """What the charge bought, from its signed payload; or None and why not."""
+    sale = invoice_payload.verify(settings.payload_keys, charge.invoice_payload)
+    if sale is None and charge.is_recurring:
+        return _renewal_terms(session, charge)
+    if sale is None:
+        return None, "its invoice payload was not signed by this bot (or by a key it still knows)"
+    if sale.user_id != charge.user_id:
+        return None, f"its invoice was made for user {sale.user_id}"
+    if sale.days is not None:
+        days, price = sale.days, sale.stars
+    elif (plan := settings.plan(sale.plan_id)) is not None:
+        days, price = plan.days, plan.stars
+    else:
+        return None, f"its plan {sale.plan_id!r} is no longer offered and the invoice does not say its terms"
+    if charge.currency != STARS_CURRENCY or charge.total_amount != price:
+        return None, f"it paid {charge.total_amount} {charge.currency} for a price of {price} {STARS_CURRENCY}"
+    return Terms(sale.plan_id, days), ""
+
+
+def _renewal_terms(session: Session, charge: PaidCharge) -> tuple[Terms | None, str]:
+    """A renewal repeats its first payment's payload: honour it as that payment was honoured.
+
+    Its key may have been rotated out since the subscription started.
+    """
+    first = session.scalars(select(Payment).where(
+        Payment.user_id == charge.user_id, Payment.invoice_payload == charge.invoice_payload[:128],
+        Payment.status.in_((PAID, REFUNDED))).order_by(Payment.created_at).limit(1)).first()
+    days = entitlements.days_paid_by(session, first.charge_id) if first else None
+    if first is None or days is None or first.stars != charge.total_amount:
+        return None, "it renews a subscription this bot has no record of"
+    return Terms(first.plan_id, days), ""
+
+
+def _insert_payment(session: Session, charge: PaidCharge, terms: Terms | None, status: str, source: str,
+                    now: datetime) -> bool:
     inserted = session.execute(
         insert_for(session, Payment).values(
-            charge_id=charge.charge_id, user_id=charge.user_id, plan_id=plan_id, stars=charge.total_amount,
-            invoice_payload=charge.invoice_payload[:128], is_recurring=charge.is_recurring,
-            subscription_expires_at=charge.subscription_expires_at, status=PAID, source=source, created_at=now,
+            charge_id=charge.charge_id, user_id=charge.user_id, plan_id=terms.plan_id if terms else "unknown",
+            stars=charge.total_amount, invoice_payload=charge.invoice_payload[:128],
+            is_recurring=charge.is_recurring, subscription_expires_at=charge.subscription_expires_at,
+            status=status, source=source, created_at=now,
         ).on_conflict_do_nothing(index_elements=["charge_id"]).returning(Payment.charge_id)
     ).first()
-    if inserted is None:
-        return None
-    plan = settings.plan(plan_id)
-    days = plan.days if plan else 0
-    if days or charge.subscription_expires_at:
-        members.extend(session, charge.user_id, days=days, now=now, at_least_until=charge.subscription_expires_at)
-        invites.queue(session, charge.user_id, reason=charge.charge_id)
-    return session.get(Payment, charge.charge_id)
+    return inserted is not None
 
 
-def start_refund(session: Session, charge_id: str) -> Payment | None:
-    """Claim a paid charge for refunding; None if unknown or already refunding/refunded."""
-    claimed = session.execute(
-        update(Payment).where(Payment.charge_id == charge_id, Payment.status == PAID)
-        .values(status=REFUNDING).returning(Payment.charge_id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    return session.get(Payment, charge_id) if claimed else None
-
-
-def abandon_refund(session: Session, charge_id: str) -> None:
-    """Telegram refused the refund: the charge stands."""
-    session.execute(update(Payment).where(Payment.charge_id == charge_id, Payment.status == REFUNDING)
-                    .values(status=PAID).execution_options(synchronize_session=False))
-
-
-def record_refund(session: Session, charge_id: str, now: datetime | None = None) -> Payment | None:
-    """Telegram says the charge was refunded: mark it and take the access back. Idempotent."""
-    now = now or utcnow()
-    changed = session.execute(
-        update(Payment).where(Payment.charge_id == charge_id, Payment.status != REFUNDED)
-        .values(status=REFUNDED, refunded_at=now).returning(Payment.user_id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if changed is None:
-        return None
-    members.revoke(session, changed.user_id, now=now,
-                      notice="Your payment was refunded, so your access to the channel has ended.")
-    return session.get(Payment, charge_id)
+def _refuse(session: Session, settings: Settings, payment: Payment, problem: str) -> None:
+    log.warning("payment %s of user %s matched no sale (%s): refunding it", payment.charge_id, payment.user_id,
+                problem)
+    refunds.refund_unmatched(session, payment)
+    access.tell_admins(session, settings, f"A payment of {payment.stars} Stars by user {payment.user_id} "
+                                          f"({payment.charge_id}) matched no sale: {problem}. It is being refunded.")
 
 
 def find_payment(session: Session, charge_id: str) -> Payment | None:

@@ -1,20 +1,26 @@
-"""Memberships: extend on payment or grant, revoke on refund, report status.
+"""Members: who has access now, and removing someone from the channel.
 
-Removing someone from the channel is an outbox job (``remove_member``): the
-decision is committed with the membership change, the Telegram calls follow.
+Access itself is derived from the entitlement ledger
+(``membership.entitlements``); this module reads the cached expiry. Removing
+someone is an outbox job (``remove_member``): the decision is committed with
+the change that caused it, the Telegram calls follow, and the job checks
+again when it runs, so a member who paid in between is not removed.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
 from bot_outbox.client import TelegramError
 from bot_outbox.runners import JobContext
-from database.upsert import insert_for
+from database.background import background_session
 from models.base import utcnow
 from models.membership import Membership
+
+log = logging.getLogger(__name__)
 
 # The outbox job that performs this module's Telegram side (membership.job_runners).
 REMOVAL_JOB = "remove_member"
@@ -32,49 +38,30 @@ def is_active(record: Membership | None, now: datetime | None = None) -> bool:
     return record is not None and record.expires_at > (now or utcnow())
 
 
-def extend(session: Session, user_id: int, *, days: int, now: datetime | None = None,
-           at_least_until: datetime | None = None) -> Membership:
-    """Add ``days`` from the later of now and the current expiry (never shortens)."""
-    now = now or utcnow()
-    session.execute(
-        insert_for(session, Membership).values(user_id=user_id, expires_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["user_id"])
-    )
-    record = session.get(Membership, user_id, with_for_update=True, populate_existing=True)
-    expires = max(record.expires_at, now) + timedelta(days=days)
-    if at_least_until is not None:
-        expires = max(expires, at_least_until)
-    record.expires_at = expires
-    record.updated_at = now
-    session.flush()
-    return record
-
-
-def revoke(session: Session, user_id: int, *, now: datetime | None = None, notice: str | None = None) -> bool:
-    """End access now and queue the removal from the channel; False if not a member."""
-    now = now or utcnow()
-    record = session.get(Membership, user_id, with_for_update=True, populate_existing=True)
-    if record is None:
-        return False
-    if record.expires_at > now:
-        record.expires_at = now
-    record.removed_for = record.expires_at
-    record.updated_at = now
-    queue_removal(session, user_id, notice=notice)
-    return True
-
-
 def queue_removal(session: Session, user_id: int, *, notice: str | None) -> None:
-    """Remove from the channel (so they can pay and come back), then tell them why."""
-    jobs.enqueue_job(session, REMOVAL_JOB, {"user_id": user_id}, chat_id=user_id)
+    """Remove from the channel (so they can pay and come back), then tell them why.
+
+    The job remembers the expiry it was decided on: if that has moved on by
+    the time it runs (a payment, a grant), the member stays.
+    """
+    record = get(session, user_id)
+    decided_on = record.expires_at.isoformat() if record is not None else None
+    jobs.enqueue_job(session, REMOVAL_JOB, {"user_id": user_id, "expires_at": decided_on}, chat_id=user_id)
     if notice:
         jobs.enqueue_call(session, "sendMessage", {"chat_id": user_id, "text": notice}, chat_id=user_id)
 
 
 def run_removal(job, context: JobContext) -> None:
-    """banChatMember then unbanChatMember: out of the channel, free to rejoin after paying."""
+    """banChatMember then unbanChatMember: out of the channel, free to rejoin after paying.
+
+    Checked again now: someone who paid (or was granted access) since the
+    removal was queued stays.
+    """
     channel_id = context.settings.channel_id
     user_id = job.payload["user_id"]
+    if _access_changed_since(context, user_id, job.payload.get("expires_at")):
+        log.info("removal of user %s skipped: they have access again", user_id)
+        return
     try:
         context.client.call("banChatMember", {"chat_id": channel_id, "user_id": user_id})
     except TelegramError as error:
@@ -86,3 +73,14 @@ def run_removal(job, context: JobContext) -> None:
 def _already_gone(description: str) -> bool:
     lowered = description.lower()
     return any(marker in lowered for marker in ALREADY_GONE)
+
+
+def _access_changed_since(context: JobContext, user_id: int, decided_on: str | None) -> bool:
+    """Access was extended after the removal was decided (or given to someone who had none)."""
+    with background_session(context.app, context.slots) as session:
+        record = get(session, user_id)
+        if record is None:
+            return False
+        if decided_on is None:
+            return is_active(record)
+        return record.expires_at > datetime.fromisoformat(decided_on)

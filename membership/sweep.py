@@ -17,7 +17,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
-from membership import members
+from membership import invites, members
 from models.base import utcnow
 from models.membership import Membership
 from models.user import User
@@ -90,6 +90,7 @@ def _remove(session: Session, settings: Settings, now: datetime, dry_run: bool) 
         .execution_options(synchronize_session=False)
     ).all()
     for user_id in claimed:
+        invites.revoke_outstanding(session, settings, user_id)
         members.queue_removal(session, user_id, notice=(
             "Your membership has ended and you have been removed from the channel. "
             "Use /plans to come back at any time."))

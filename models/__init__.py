@@ -6,7 +6,8 @@ the metadata (the app factory calls it, for Alembic's autogenerate too).
 """
 import importlib
 
-MODEL_MODULES = ("user", "processed_update", "outbox", "dead_letter", "payment", "membership", "invite")
+MODEL_MODULES = ("user", "processed_update", "outbox", "dead_letter", "payment", "membership", "invite", "entitlement",
+                 "lease", "star_cursor")
 
 
 def load_all() -> None:

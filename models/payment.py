@@ -16,6 +16,9 @@ from models.base import db, utcnow
 PAID = "paid"
 REFUNDING = "refunding"  # an admin asked; refundStarPayment is in the outbox
 REFUNDED = "refunded"
+# Paid, but matching no sale we can honour (a forged or unknown payload, a wrong
+# amount): refunded, never kept silently.
+UNMATCHED = "unmatched"
 
 
 class Payment(db.Model):

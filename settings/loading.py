@@ -34,17 +34,23 @@ def normalize_database_url(url: str) -> str:
     raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported: use postgresql:// (or postgres://)")
 
 
-def _payload_secret(raw: str, bot_token: str) -> bytes:
-    """The key that signs invoice payloads: PAYLOAD_SECRET, else derived from the token.
+def _payload_keys(raw: str, previous_raw: str, bot_token: str) -> tuple[bytes, tuple[bytes, ...]]:
+    """The key that signs invoice payloads, and older keys that still verify them.
 
-    Derived, not the token itself, so the signature never exposes it; set
-    PAYLOAD_SECRET to keep pending invoices valid across a token rotation.
+    The signing key is PAYLOAD_SECRET, else one derived from the token
+    (derived, not the token itself, so a signature never exposes it). Older
+    keys keep invoices made before a change payable: PAYLOAD_SECRET_PREVIOUS
+    during a rotation, and the token-derived key once PAYLOAD_SECRET is first
+    set.
     """
-    if raw:
-        if len(raw) < 16:
-            raise ConfigError("PAYLOAD_SECRET must be at least 16 characters")
-        return raw.encode()
-    return hmac.new(bot_token.encode() or b"local", b"invoice-payload-v1", hashlib.sha256).digest()
+    derived = hmac.new(bot_token.encode() or b"local", b"invoice-payload-v1", hashlib.sha256).digest()
+    for name, value in (("PAYLOAD_SECRET", raw), ("PAYLOAD_SECRET_PREVIOUS", previous_raw)):
+        if value and len(value) < 16:
+            raise ConfigError(f"{name} must be at least 16 characters")
+    if not raw:
+        return derived, ()
+    previous = (previous_raw.encode(),) if previous_raw else ()
+    return raw.encode(), previous + (derived,)
 
 
 def _check_secrets(bot_token: str, webhook_secret: str, local: bool) -> None:
@@ -91,6 +97,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
     bot_token = env.get("BOT_TOKEN", "").strip()
     webhook_secret = env.get("WEBHOOK_SECRET", "").strip()
     _check_secrets(bot_token, webhook_secret, local)
+    signing_key, previous_keys = _payload_keys(env.get("PAYLOAD_SECRET", "").strip(),
+                                               env.get("PAYLOAD_SECRET_PREVIOUS", "").strip(), bot_token)
     try:
         plans = parse_plans(env.get("PLANS"))
     except PlanError as exc:
@@ -125,7 +133,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-        payload_secret=_payload_secret(env.get("PAYLOAD_SECRET", ""), bot_token),
+        payload_secret=signing_key,
+        payload_previous_keys=previous_keys,
         invite_ttl_hours=whole_number(env, "INVITE_TTL_HOURS", 24, 1, 24 * 30),
         reminder_days=whole_number(env, "REMINDER_DAYS", 3, 0, 60),
         removal_grace_hours=whole_number(env, "REMOVAL_GRACE_HOURS", 12, 0, 24 * 30),

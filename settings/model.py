@@ -58,7 +58,8 @@ class Settings:
     control_socket: str | None = None
     log_level: str = "INFO"
     metrics_dir: str | None = None  # prometheus-client multiprocess directory (gunicorn.conf.py sets it)
-    payload_secret: bytes = b""
+    payload_secret: bytes = b""  # signs new invoice payloads
+    payload_previous_keys: tuple[bytes, ...] = ()  # still verify payloads made before a key change
     invite_ttl_hours: int = 24
     reminder_days: int = 3
     removal_grace_hours: int = 12
@@ -68,6 +69,11 @@ class Settings:
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((plan for plan in self.plans if plan.id == plan_id), None)
+
+    @property
+    def payload_keys(self) -> tuple[bytes, ...]:
+        """Every key an invoice payload may be signed with, the current one first."""
+        return (self.payload_secret, *self.payload_previous_keys)
 
     @property
     def is_local(self) -> bool:

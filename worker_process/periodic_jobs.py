@@ -6,7 +6,7 @@ import logging
 from flask import Flask
 
 from bot_outbox import jobs
-from bot_outbox.runners import commit_and_wake
+from bot_outbox.runners import commit_and_wake, unit_of_work
 from database.background import BackgroundSlots, background_session
 from membership import reconcile, sweep
 from settings import Settings, settings_of
@@ -34,13 +34,8 @@ def sweep_job(app: Flask, slots: BackgroundSlots) -> None:
 
 
 def reconcile_job(app: Flask, slots: BackgroundSlots) -> None:
-    # Fetch first, with no session open: never hold a connection across the network.
-    transactions = reconcile.fetch_transactions(app.extensions["telegram_client"])
-    with background_session(app, slots) as session:
-        report = reconcile.apply(session, settings_of(app), transactions)
-        commit_and_wake(app, session)
-    if report.credited or report.refunded:
-        log.warning(report.summary())
+    """Incremental, and once at a time across workers and replicas (the reconcile lease)."""
+    reconcile.run(lambda: unit_of_work(app, slots), app.extensions["telegram_client"], settings_of(app))
 
 
 def periodic_tasks(app: Flask, settings: Settings, slots: BackgroundSlots) -> list[PeriodicTask]:

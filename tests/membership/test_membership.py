@@ -1,6 +1,7 @@
 """Paid membership end to end: the emulator plays Telegram and its users, over real HTTP, on PostgreSQL."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -36,13 +37,14 @@ def test_from_start_to_the_channel_and_the_link_is_revoked_after_joining(live):
 
 
 def test_pre_checkout_rejects_tampered_foreign_and_forged_invoices(live):
-    emulator, secret = live.emulator, settings_of(live.app).payload_secret
-    mine = invoice_payload.sign(secret, "month", 1002)
+    emulator, settings = live.emulator, settings_of(live.app)
+    secret, month = settings.payload_secret, settings.plan("month")
+    mine = invoice_payload.sign(secret, month, 1002)
     cases = {
         "tampered amount": (1002, mine, 1),
         "someone else's invoice": (1003, mine, 250),
         "forged payload": (1002, mine[:-2] + "xx", 250),
-        "unknown plan": (1002, invoice_payload.sign(secret, "gold", 1002), 250),
+        "unknown plan": (1002, invoice_payload.sign(secret, dataclasses.replace(month, id="gold"), 1002), 250),
     }
     for name, (payer, payload, amount) in cases.items():
         answer = emulator.pre_checkout(emulator.user(payer), payload, amount)
@@ -142,4 +144,4 @@ def test_start_records_the_deep_link_referral(live):
 def test_set_commands_registers_the_menu(live):
     result = live.app.test_cli_runner().invoke(args=["set-commands"])
     assert result.exit_code == 0, result.output
-    assert [c["command"] for c in live.emulator.commands()] == ["plans", "status", "help"]
+    assert [c["command"] for c in live.emulator.commands()] == ["plans", "status", "link", "help"]

@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from membership import sweep
+from membership import invoice_payload, sweep
 from models.base import db, utcnow
 from models.membership import Membership
 from models.outbox import OutboxJob
-from models.payment import REFUNDED, Payment
+from models.payment import PAID, REFUNDED, Payment
 from models.user import User
 from settings import settings_of
+from stack_harness.bot_env import ADMIN_ID
 from tests.helpers import count, wait_until
 from tests.membership.flows import buy, invite_message, link_in, membership_of
 
@@ -126,19 +127,32 @@ def test_refund_made_on_telegrams_side_revokes_access(live):
     wait_until(lambda: 2501 not in emulator.members(), message="refunded member removed")
 
 
-def test_reconciliation_credits_a_payment_the_webhook_never_saw_once(live):
+def test_reconciliation_credits_a_missed_payment_once_and_refunds_one_it_cannot_match(live):
     emulator, settings = live.emulator, settings_of(live.app)
-    from membership import invoice_payload
-    payload = invoice_payload.sign(settings.payload_secret, "month", 2601)
+    payload = invoice_payload.sign(settings.payload_secret, settings.plan("month"), 2601)
     missed = emulator.record_transaction_without_update(emulator.user(2601, has_started_bot=True), 250, payload)
-    emulator.record_transaction_without_update(emulator.user(2602), 99, "someone-elses-product")
+    foreign = emulator.record_transaction_without_update(emulator.user(2602, has_started_bot=True), 99,
+                                                         "someone-elses-product")
     runner = live.app.test_cli_runner()
     first = runner.invoke(args=["reconcile"])
     assert first.exit_code == 0 and "credited 1" in first.output, first.output
-    live.app.extensions["outbox_sender"].notify(1)
+    assert "refunded 0" in first.output and "unmatched and being refunded 1" in first.output, first.output
+    live.app.extensions["outbox_sender"].notify(3)
     invite_message(emulator, 2601)
+    emulator.wait_for_call("refundStarPayment", lambda c: c.params["telegram_payment_charge_id"] == foreign.charge_id)
+    emulator.wait_for_call("sendMessage", lambda c: c.params["chat_id"] == ADMIN_ID and "Reconciliation" in
+                           c.params["text"])
     second = runner.invoke(args=["reconcile"])
-    assert "credited 0" in second.output
+    assert "credited 0" in second.output and "refunded 0" in second.output, second.output
     with live.app.app_context():
-        payment = db.session.scalars(select(Payment)).one()
-    assert payment.source == "reconcile" and payment.user_id == 2601 and payment.charge_id == missed.charge_id
+        credited = db.session.get(Payment, missed.charge_id)
+        refused = db.session.get(Payment, foreign.charge_id)
+    assert credited.source == "reconcile" and credited.user_id == 2601 and credited.status == PAID
+    wait_until(lambda: _status(live.app, foreign.charge_id) == REFUNDED, message="the unmatched payment refunded")
+    assert refused.user_id == 2602
+    assert membership_of(live.app, 2602) is None
+
+
+def _status(app, charge_id: str) -> str:
+    with app.app_context():
+        return db.session.get(Payment, charge_id).status

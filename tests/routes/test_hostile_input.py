@@ -94,7 +94,7 @@ def test_a_flooding_user_is_told_once_and_payments_still_go_through(pg_database_
         assert all(a.status_code == 200 for a in answers)
         assert all(t and t.startswith("This bot sells") for t in texts[:5])
         assert texts[5].startswith("You are sending messages too fast") and texts[6:] == [None, None, None]
-        payload = invoice_payload.sign(settings_of(first).payload_secret, "month", 4300)
+        payload = invoice_payload.sign(settings_of(first).payload_secret, settings_of(first).plan("month"), 4300)
         paid = {"update_id": 600, "message": {
             "message_id": 9, "date": int(time.time()), "chat": {"id": 4300, "type": "private"},
             "from": {"id": 4300, "is_bot": False, "first_name": "F"},

@@ -1,0 +1,57 @@
+"""Giving and taking access: each change is an entitlement row, and its consequences.
+
+Consequences follow the derived expiry, not the event: a refund that leaves
+other paid days changes the end date and says so; one that leaves nothing
+ends access now, closes the member's unused links and removes them from the
+channel. Admins hear about what needs them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from bot_outbox import jobs
+from membership import entitlements, invites, members
+from membership.entitlements import AccessChange
+from models.base import utcnow
+from models.entitlement import GRANT, REVOKE
+from models.membership import Membership
+from settings import Settings
+
+
+def grant(session: Session, admin_id: int, user_id: int, days: int) -> Membership:
+    """An admin's grant: days added like a payment's, and an invite."""
+    entitlements.add(session, user_id, GRANT, days=days, note=f"grant by admin {admin_id}")
+    invites.queue(session, user_id, reason=f"grant:{admin_id}")
+    return members.get(session, user_id)
+
+
+def revoke(session: Session, settings: Settings, admin_id: int, user_id: int) -> bool:
+    """An admin's revocation: access ends now; False if the user never had a membership."""
+    change = entitlements.add(session, user_id, REVOKE, note=f"revoked by admin {admin_id}")
+    if change is None:
+        return False
+    end_access(session, settings, change, notice="Your access to the channel has been revoked by an admin.")
+    return True
+
+
+def end_access(session: Session, settings: Settings, change: AccessChange, *, notice: str) -> None:
+    """Access is gone: no unused link may let them in, and out of the channel they go."""
+    invites.revoke_outstanding(session, settings, change.user_id)
+    record = members.get(session, change.user_id)
+    record.removed_for = record.expires_at  # the sweep has nothing left to do for this expiry
+    members.queue_removal(session, change.user_id, notice=notice)
+
+
+def tell(session: Session, user_id: int, text: str) -> None:
+    jobs.enqueue_call(session, "sendMessage", {"chat_id": user_id, "text": text}, chat_id=user_id)
+
+
+def tell_admins(session: Session, settings: Settings, text: str) -> None:
+    for admin_id in sorted(settings.admin_ids):
+        tell(session, admin_id, text)
+
+
+def describe_until(moment: datetime, now: datetime | None = None) -> str:
+    return "has ended" if moment <= (now or utcnow()) else f"runs until {moment:%Y-%m-%d %H:%M} UTC"
