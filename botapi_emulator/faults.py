@@ -1,7 +1,9 @@
 """Injected faults and latency for bot-surface calls: a Telegram that misbehaves on demand.
 
 Why: the bot's retry, back-off and timeout code only runs when Telegram
-answers 429 or 5xx, is slow, or never answers.  Faults are consumed in the
+answers 429 or 5xx, is slow, or never answers; its give-up paths only run
+when Telegram refuses for good (a 400 such as a lost admin right, a 403 from
+a user who blocked the bot).  Faults are consumed in the
 order they were injected; each applies to one method (case-insensitive) or
 to every method with ``"*"``.  Calls made through a webhook response are not
 affected (they never travel over the bot's HTTP client).
@@ -13,9 +15,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .errors import EmulatorStopping, server_error, too_many_requests
+from .errors import EmulatorStopping, bad_request, forbidden, server_error, too_many_requests
 
-FAULT_KINDS = ("429", "5xx", "latency", "hang")
+FAULT_KINDS = ("429", "5xx", "400", "403", "latency", "hang")
+# What a refusal fault says, as Telegram words the usual causes.
+REFUSALS = {"400": "not enough rights to manage chat invite links", "403": "bot was blocked by the user"}
 ANY_METHOD = "*"
 
 
@@ -108,6 +112,10 @@ class FaultInjector:
             raise too_many_requests(fault.retry_after)
         if fault.kind == "5xx":
             raise server_error(fault.status)
+        if fault.kind == "400":
+            raise bad_request(REFUSALS["400"])
+        if fault.kind == "403":
+            raise forbidden(REFUSALS["403"])
         if fault.kind == "latency":
             self._sleep(fault.delay)
         elif fault.kind == "hang":

@@ -137,6 +137,25 @@ class PaymentActions(ActionBase):
                 return self.state.start_subscription(payer, amount, payload)
             return self.state.record_payment(payer, amount, payload)
 
+    def announce_payment(self, charge_id: str) -> PaymentResult:
+        """Deliver the successful_payment of a payment recorded without one (its pre-checkout
+        answered by an earlier deploy, say): the bot hears of it now."""
+        self._require_webhook()
+        with self.state.lock:
+            payment = self.state.payments.get(charge_id)
+            if payment is None:
+                raise ValueError(f"no payment {charge_id!r}")
+            payer = self.state.users[payment.user_id]
+        return self._deliver_payment(payer, payment, None)
+
+    def record_refund_without_update(self, charge_id: str) -> None:
+        """A refund Telegram made that the bot never heard of (for reconciliation tests)."""
+        with self.state.lock:
+            payment = self.state.payments.get(charge_id)
+            if payment is None or payment.refunded:
+                raise ValueError(f"no unrefunded payment {charge_id!r}")
+            self.state.record_refund(payment)
+
     def _deliver_payment(self, payer: User, payment: Payment, answer: PreCheckoutAnswer | None) -> PaymentResult:
         with self.state.lock:
             chat = self.state.private_chat(payer)

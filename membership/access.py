@@ -7,14 +7,10 @@ channel. Admins hear about what needs them.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy.orm import Session
 
-from bot_outbox import jobs
 from membership import entitlements, invites, members
 from membership.entitlements import AccessChange
-from models.base import utcnow
 from models.entitlement import GRANT, REVOKE
 from models.membership import Membership
 from settings import Settings
@@ -42,16 +38,3 @@ def end_access(session: Session, settings: Settings, change: AccessChange, *, no
     record = members.get(session, change.user_id)
     record.removed_for = record.expires_at  # the sweep has nothing left to do for this expiry
     members.queue_removal(session, change.user_id, notice=notice)
-
-
-def tell(session: Session, user_id: int, text: str) -> None:
-    jobs.enqueue_call(session, "sendMessage", {"chat_id": user_id, "text": text}, chat_id=user_id)
-
-
-def tell_admins(session: Session, settings: Settings, text: str) -> None:
-    for admin_id in sorted(settings.admin_ids):
-        tell(session, admin_id, text)
-
-
-def describe_until(moment: datetime, now: datetime | None = None) -> str:
-    return "has ended" if moment <= (now or utcnow()) else f"runs until {moment:%Y-%m-%d %H:%M} UTC"

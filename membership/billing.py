@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot_outbox import jobs
 from bot_outbox.runners import JobContext
 from database.upsert import insert_for
-from membership import access, entitlements, invites, invoice_payload, refunds
+from membership import entitlements, invites, invoice_payload, notices, refunds
 from membership.entitlements import AccessChange
 from models.base import utcnow
 from models.entitlement import PAID as PAID_ROW
@@ -183,7 +183,7 @@ def _refuse(session: Session, settings: Settings, payment: Payment, problem: str
     log.warning("payment %s of user %s matched no sale (%s): refunding it", payment.charge_id, payment.user_id,
                 problem)
     refunds.refund_unmatched(session, payment)
-    access.tell_admins(session, settings, f"A payment of {payment.stars} Stars by user {payment.user_id} "
+    notices.tell_admins(session, settings, f"A payment of {payment.stars} Stars by user {payment.user_id} "
                                           f"({payment.charge_id}) matched no sale: {problem}. It is being refunded.")
 
 

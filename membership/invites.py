@@ -18,10 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
+from bot_outbox.client import TelegramError
 from bot_outbox.runners import JobContext
-from membership import members
+from membership import members, notices
 from models.base import utcnow
-from models.invite import JOINED, PENDING, REVOKED, SENT, Invite
+from models.invite import FAILED, JOINED, PENDING, REVOKED, SENT, Invite
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def request_fresh_link(session: Session, user_id: int, now: datetime | None = No
     now = now or utcnow()
     if not members.is_active(members.get(session, user_id), now):
         return "not_member"
-    last = session.scalar(select(Invite.created_at).where(Invite.user_id == user_id)
+    last = session.scalar(select(Invite.created_at).where(Invite.user_id == user_id, Invite.status != FAILED)
                           .order_by(Invite.created_at.desc()).limit(1))
     if last is not None and now - last < FRESH_LINK_COOLDOWN:
         return last + FRESH_LINK_COOLDOWN
@@ -70,6 +71,24 @@ def revoke_outstanding(session: Session, settings: Settings, user_id: int) -> in
 
 
 def run_invite(job, context: JobContext) -> None:
+    try:
+        _make_and_send(job, context)
+    except TelegramError as error:
+        if not error.is_transient:
+            with context.transaction() as session:
+                _refused(session, context.settings, job.payload["invite_id"], job.payload["user_id"], error)
+        raise
+
+
+def _refused(session: Session, settings: Settings, invite_id: int, user_id: int, error: TelegramError) -> None:
+    """Telegram will not make or deliver this invite: the member can ask again, the admins should know."""
+    session.execute(update(Invite).where(Invite.id == invite_id, Invite.status == PENDING).values(status=FAILED))
+    log.error("invite %s of user %s refused by Telegram: %s", invite_id, user_id, error)
+    notices.tell_admins(session, settings, f"Telegram refused the invite of user {user_id}: {error.description}. "
+                                          "Check the bot's admin rights in the channel; the member can use /link.")
+
+
+def _make_and_send(job, context: JobContext) -> None:
     invite_id, user_id = job.payload["invite_id"], job.payload["user_id"]
     state = dict(job.state or {})
     if "link" not in state:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot_outbox.client import BotApiClient
 from database import leases
-from membership import access, billing, refunds
+from membership import billing, notices, refunds
 from models.base import utcnow
 from models.star_cursor import RECONCILE, StarTransactionsCursor
 from settings import Settings
@@ -81,7 +81,7 @@ def run(unit_of_work: UnitOfWork, client: BotApiClient, settings: Settings, *,
         with unit_of_work() as session:
             _advance(session, start + len(transactions))
             if report.unexpected:
-                access.tell_admins(session, settings, "Reconciliation found what the webhook missed: "
+                notices.tell_admins(session, settings, "Reconciliation found what the webhook missed: "
                                                       + report.summary())
     finally:
         with unit_of_work() as session:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot_outbox import jobs
 from bot_outbox.client import TelegramError
 from bot_outbox.runners import JobContext
-from membership import access, entitlements
+from membership import access, entitlements, notices
 from models.base import utcnow
 from models.entitlement import REFUND
 from models.payment import PAID, REFUNDED, REFUNDING, Payment
@@ -66,8 +66,8 @@ def record_refund(session: Session, settings: Settings, charge_id: str, user_id:
         access.end_access(session, settings, change,
                           notice="Your payment was refunded, so your access to the channel has ended.")
     elif change.was_active:
-        access.tell(session, user_id, f"Your payment {charge_id} was refunded. "
-                                      f"Your membership now {access.describe_until(change.after, now)}.")
+        notices.tell(session, user_id, f"Your payment {charge_id} was refunded. "
+                                      f"Your membership now {notices.describe_until(change.after, now)}.")
     return True
 
 
@@ -85,9 +85,9 @@ def run_refund(job, context: JobContext) -> None:
     with context.transaction() as session:
         record_refund(session, context.settings, charge_id, user_id)
         if admin_id is not None:
-            access.tell(session, admin_id, f"Refunded {charge_id}.")
+            notices.tell(session, admin_id, f"Refunded {charge_id}.")
         else:
-            access.tell(session, user_id, "We could not match your payment to a purchase, so it has been "
+            notices.tell(session, user_id, "We could not match your payment to a purchase, so it has been "
                                           "refunded in full. Please use /plans to buy again.")
 
 
@@ -103,9 +103,9 @@ def _refund_failed(session: Session, settings: Settings, payload: dict, reason: 
     log.error("refund of %s failed: %s", charge_id, reason)
     text = f"Telegram refused the refund of {charge_id}: {reason}"
     if admin_id is not None:
-        access.tell(session, admin_id, text)
+        notices.tell(session, admin_id, text)
     else:
-        access.tell_admins(session, settings, text + " (a payment that matched no sale; refund it by hand)")
+        notices.tell_admins(session, settings, text + " (a payment that matched no sale; refund it by hand)")
 
 
 def _queue(session: Session, charge_id: str, user_id: int, *, admin_id: int | None) -> None:

@@ -17,6 +17,7 @@ PENDING = "pending"
 SENT = "sent"
 JOINED = "joined"
 REVOKED = "revoked"
+FAILED = "failed"  # Telegram refused to make or send it: /link gives the member another
 
 
 class Invite(db.Model):

@@ -191,3 +191,42 @@ def test_the_readme_layout_tree_is_true():
     package_modules = {str(path.relative_to(REPO)) for path in server_files()
                        if path.parent != REPO and path.name != "__init__.py"}
     assert sorted((root_entries | package_modules) - listed) == []
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def module_level_imports(path: Path, known: set[str]) -> set[str]:
+    """The project modules ``path`` imports at load time (not inside functions)."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name in known}
+
+
+def test_no_import_cycles_between_server_modules():
+    files = {module_name(path): path for path in server_files()}
+    graph = {name: module_level_imports(path, set(files)) - {name} for name, path in files.items()}
+    visiting, done, cycles = [], set(), []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            cycles.append(visiting[visiting.index(name):] + [name])
+            return
+        visiting.append(name)
+        for target in sorted(graph[name]):
+            visit(target)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+    assert cycles == []
