@@ -16,7 +16,7 @@ from telebot import TeleBot, types, util
 
 from database.background import background_session
 from database.errors import describe_error
-from membership import access, admin, billing, checkout, invites, members, refunds
+from membership import access, admin, billing, checkout, invites, members, payment_support, refunds, subscriptions
 from models.base import db
 from settings import Settings, current_settings
 from telegram_updates import intake
@@ -34,7 +34,7 @@ CHECKOUT_NOTE_WAIT = 0.25
 # Kinds with handlers below. Other kinds are acknowledged without parsing,
 # which also shields us from parser bugs in kinds we do not use (e.g.
 # pyTelegramBotAPI 4.37.1 cannot parse purchased_paid_media).
-HANDLED_KINDS = frozenset({"message", "callback_query", "chat_member"})
+HANDLED_KINDS = frozenset({"message", "callback_query", "chat_member", "subscription"})
 # Answered without the database; listed for setWebhook's allowed_updates.
 STATELESS_KINDS = frozenset({"pre_checkout_query"})
 
@@ -43,11 +43,14 @@ USER_COMMANDS = (
     ("plans", "See the plans and buy one"),
     ("status", "Until when your membership runs"),
     ("link", "A fresh invite link to the channel"),
+    ("paysupport", "Help with a payment"),
+    ("terms", "The terms of purchase"),
     ("help", "What this bot does"),
 )
 HELP_TEXT = "This bot sells access to a private channel for Telegram Stars.\n\n" + "\n".join(
     f"/{command} - {description}" for command, description in USER_COMMANDS)
-ADMIN_HELP = "Admin commands: /stats, /grant <user_id> <days>, /revoke <user_id>, /refund <charge_id>"
+ADMIN_HELP = ("Admin commands: /stats, /grant <user_id> <days>, /revoke <user_id>, /refund <charge_id>, "
+              "/renewal <user_id> on|off")
 NOT_ADMIN = "Sorry, that command is for the channel's admins."
 SLOW_DOWN = "You are sending messages too fast. Please wait a minute, then try again."
 THROTTLED_KINDS = frozenset({"message", "callback_query"})
@@ -149,13 +152,32 @@ def on_plans(message: types.Message) -> None:
 
 @bot.message_handler(commands=["status"], chat_types=["private"])
 def on_status(message: types.Message) -> None:
-    record = members.get(db.session, message.from_user.id)
-    if members.is_active(record):
-        text = f"Your membership is active until {record.expires_at:%Y-%m-%d %H:%M} UTC."
-        replies().send_message(message.chat.id, text)
+    """The plan, whether it renews, and the next charge or the end."""
+    user_id = message.from_user.id
+    record = members.get(db.session, user_id)
+    if not members.is_active(record):
+        replies().send_message(message.chat.id, "You are not a member at the moment.", reply_markup=plans_keyboard())
+        return
+    renewing = subscriptions.renews(db.session, user_id)
+    if renewing is not None:
+        plan = settings().plan(renewing.plan_id)
+        text = (f"Your {plan.title if plan else 'subscription'} is active and renews automatically. "
+                f"Next charge: {renewing.renews_at:%Y-%m-%d}.")
     else:
-        replies().send_message(message.chat.id, "You are not a member at the moment.",
-                               reply_markup=plans_keyboard())
+        text = f"Your membership is active until {record.expires_at:%Y-%m-%d %H:%M} UTC. It does not renew by itself."
+    replies().send_message(message.chat.id, text)
+
+
+@bot.message_handler(commands=["paysupport"], chat_types=["private"])
+def on_paysupport(message: types.Message) -> None:
+    name = message.from_user.first_name or str(message.from_user.id)
+    replies().send_message(message.chat.id, payment_support.support(db.session, settings(), message.from_user.id,
+                                                                     name))
+
+
+@bot.message_handler(commands=["terms"], chat_types=["private"])
+def on_terms(message: types.Message) -> None:
+    replies().send_message(message.chat.id, settings().terms_text)
 
 
 @bot.message_handler(commands=["link"], chat_types=["private"])
@@ -186,11 +208,13 @@ def on_button(query: types.CallbackQuery) -> None:
                                                "text": "This button is no longer valid. Try /plans."})
         return
     replies().call("answerCallbackQuery", {"callback_query_id": query.id})
-    if plan.recurring:
-        billing.offer_subscription(db.session, settings(), plan, query.from_user.id)
-    else:
-        params = billing.invoice_params(settings(), plan, query.from_user.id)
+    params = billing.invoice_params(settings(), plan, query.from_user.id)
+    if not plan.recurring:
         replies().call("sendInvoice", {"chat_id": query.from_user.id, **params}, chat_id=query.from_user.id)
+        return
+    instead = subscriptions.offer(db.session, settings(), plan, query.from_user.id, params)
+    if instead:
+        replies().send_message(query.from_user.id, instead)
 
 
 # --- payments -----------------------------------------------------------------------------------
@@ -204,8 +228,8 @@ def on_payment(message: types.Message) -> None:
         total_amount=paid.total_amount,
         currency=paid.currency,
         invoice_payload=paid.invoice_payload,
-        is_recurring=bool(getattr(paid, "is_recurring", False)),
-        subscription_expires_at=billing.from_timestamp(getattr(paid, "subscription_expiration_date", None)),
+        is_recurring=bool(paid.is_recurring),
+        subscription_expires_at=billing.from_timestamp(paid.subscription_expiration_date),
     )
     credited = billing.credit(db.session, settings(), charge, source="webhook")
     if credited is None:
@@ -219,6 +243,8 @@ def _payment_answer(credited: billing.Credit) -> str:
                 "in full; you will hear from us when it is done. Please use /plans to buy again.")
     if credited.outcome == "refunded_before":
         return "This payment has already been refunded."
+    if credited.outcome == "renewed":
+        return f"Your subscription renewed. Your membership runs until {credited.change.after:%Y-%m-%d %H:%M} UTC."
     return ("Thank you! Your payment is received. Your membership runs until "
             f"{credited.change.after:%Y-%m-%d %H:%M} UTC; your invite link follows.")
 
@@ -237,11 +263,22 @@ def on_refund(message: types.Message) -> None:
 def on_member_change(change: types.ChatMemberUpdated) -> None:
     if change.chat.id != settings().channel_id:
         return
-    joined = change.new_chat_member.status in ("member", "restricted") and \
-        change.old_chat_member.status in ("left", "kicked")
-    if joined:
+    user_id = change.new_chat_member.user.id
+    inside, was_inside = (status in ("member", "restricted") for status in (
+        change.new_chat_member.status, change.old_chat_member.status))
+    if inside and not was_inside:
         link = change.invite_link.invite_link if change.invite_link else None
-        invites.on_join(db.session, settings(), change.new_chat_member.user.id, link)
+        invites.on_join(db.session, settings(), user_id, link)
+    if inside != was_inside:
+        members.set_in_channel(db.session, user_id, inside)
+
+
+@bot.subscription_handler()
+def on_subscription(update: types.BotSubscriptionUpdated) -> None:
+    """Telegram says the user cancelled, re-enabled, or that a renewal failed: tell them, once."""
+    text = subscriptions.on_update(db.session, update.user.id, update.invoice_payload, update.state)
+    if text:
+        replies().send_message(update.user.id, text)
 
 
 # --- admins -------------------------------------------------------------------------------------
@@ -302,6 +339,23 @@ def on_admin_refund(message: types.Message, args: list[str]) -> None:
                                if known else "No payment with that charge id.")
         return
     replies().send_message(message.chat.id, f"Refunding {args[0]}…")
+
+
+@admin_command("renewal")
+def on_renewal(message: types.Message, args: list[str]) -> None:
+    """Stop or resume one user's subscription renewals (Telegram lets a bot resume only what it stopped)."""
+    user_id = _whole(args[0]) if len(args) == 2 and args[1] in ("on", "off") else None
+    if not user_id:
+        replies().send_message(message.chat.id, "Usage: /renewal <user_id> on|off")
+        return
+    if args[1] == "off":
+        done = subscriptions.stop_renewals(db.session, user_id)
+        text = f"Renewals of user {user_id} stopped." if done else f"User {user_id} has no renewing subscription."
+    else:
+        done = subscriptions.resume_renewals(db.session, user_id)
+        text = f"Renewals of user {user_id} resumed." if done else \
+            f"User {user_id} has no subscription whose renewals this bot stopped."
+    replies().send_message(message.chat.id, text)
 
 
 def _whole(text: str) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from membership import entitlements, invites, members
+from membership import entitlements, invites, members, subscriptions
 from membership.entitlements import AccessChange
 from models.entitlement import GRANT, REVOKE
 from models.membership import Membership
@@ -28,6 +28,7 @@ def revoke(session: Session, settings: Settings, admin_id: int, user_id: int) ->
     change = entitlements.add(session, user_id, REVOKE, note=f"revoked by admin {admin_id}")
     if change is None:
         return False
+    subscriptions.stop_renewals(session, user_id)
     end_access(session, settings, change, notice="Your access to the channel has been revoked by an admin.")
     return True
 

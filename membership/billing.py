@@ -13,10 +13,8 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot_outbox import jobs
-from bot_outbox.runners import JobContext
 from database.upsert import insert_for
-from membership import entitlements, invites, invoice_payload, notices, refunds
+from membership import entitlements, invites, invoice_payload, members, notices, refunds, subscriptions
 from membership.entitlements import AccessChange
 from models.base import utcnow
 from models.entitlement import PAID as PAID_ROW
@@ -27,9 +25,6 @@ from settings.plans import Plan
 from settings.telegram import STARS_CURRENCY, SUBSCRIPTION_PERIOD_SECONDS
 
 log = logging.getLogger(__name__)
-
-# The outbox job that performs this module's Telegram side (membership.job_runners).
-SUBSCRIPTION_LINK_JOB = "subscription_link"
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,12 @@ class Terms:
 
 @dataclass(frozen=True)
 class Credit:
-    """The outcome of a new charge: ``credited``, ``unmatched`` (being refunded) or ``refunded_before``."""
+    """The outcome of a new charge.
+
+    ``credited`` (an invite follows), ``renewed`` (a subscription renewal for
+    a member in the channel: a receipt, no new link), ``unmatched`` (being
+    refunded) or ``refunded_before``.
+    """
 
     payment: Payment
     outcome: str
@@ -75,13 +75,6 @@ def invoice_params(settings: Settings, plan: Plan, user_id: int) -> dict:
     if plan.recurring:
         params["subscription_period"] = SUBSCRIPTION_PERIOD_SECONDS
     return params
-
-
-def offer_subscription(session: Session, settings: Settings, plan: Plan, user_id: int) -> None:
-    """Subscriptions exist only as invoice links: queue the job that creates one, then sends it."""
-    jobs.enqueue_job(session, SUBSCRIPTION_LINK_JOB, {
-        "user_id": user_id, "params": invoice_params(settings, plan, user_id), "title": plan.title,
-    }, chat_id=user_id)
 
 
 def pre_checkout_verdict(settings: Settings, payer_id: int, currency: str, total_amount: int,
@@ -128,6 +121,11 @@ def credit(session: Session, settings: Settings, charge: PaidCharge, *, source: 
         return Credit(payment, "unmatched")
     change = entitlements.add(session, charge.user_id, PAID_ROW, days=terms.days, until=charge.subscription_expires_at,
                               charge_id=charge.charge_id, note=terms.plan_id, now=now)
+    renewal = charge.is_recurring and subscriptions.record_payment(
+        session, charge.user_id, terms.plan_id, charge.charge_id, charge.invoice_payload,
+        charge.subscription_expires_at, now)
+    if renewal and change.was_active and members.get(session, charge.user_id).in_channel:
+        return Credit(payment, "renewed", change)  # quiet: a receipt, not a new link
     invites.queue(session, charge.user_id, reason=charge.charge_id)
     return Credit(payment, "credited", change)
 
@@ -193,16 +191,3 @@ def find_payment(session: Session, charge_id: str) -> Payment | None:
 
 def from_timestamp(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=timezone.utc) if value else None
-
-
-def run_subscription_link(job, context: JobContext) -> None:
-    """Subscriptions exist only as invoice links: create one (once), then send it."""
-    state = dict(job.state or {})
-    if "link" not in state:
-        state["link"] = context.client.call("createInvoiceLink", job.payload["params"])
-        context.save_state(state)
-    context.client.call("sendMessage", {
-        "chat_id": job.payload["user_id"],
-        "text": f"{job.payload['title']}: tap below to subscribe. It renews every 30 days until you cancel.",
-        "reply_markup": {"inline_keyboard": [[{"text": "Subscribe", "url": state["link"]}]]},
-    })

@@ -7,11 +7,11 @@ the table, whatever it imported.
 from __future__ import annotations
 
 from bot_outbox.runners import Runner
-from membership import billing, invites, members, refunds
+from membership import invites, members, refunds, subscriptions
 
 RUNNERS: dict[str, Runner] = {
     invites.INVITE_JOB: invites.run_invite,
     members.REMOVAL_JOB: members.run_removal,
     refunds.REFUND_JOB: refunds.run_refund,
-    billing.SUBSCRIPTION_LINK_JOB: billing.run_subscription_link,
+    subscriptions.SUBSCRIPTION_LINK_JOB: subscriptions.run_subscription_link,
 }

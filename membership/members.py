@@ -38,6 +38,13 @@ def is_active(record: Membership | None, now: datetime | None = None) -> bool:
     return record is not None and record.expires_at > (now or utcnow())
 
 
+def set_in_channel(session: Session, user_id: int, present: bool) -> None:
+    """What the last chat_member update said; kept only for people with a membership."""
+    record = get(session, user_id)
+    if record is not None:
+        record.in_channel = present
+
+
 def queue_removal(session: Session, user_id: int, *, notice: str | None) -> None:
     """Remove from the channel (so they can pay and come back), then tell them why.
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot_outbox import jobs
 from bot_outbox.client import TelegramError
 from bot_outbox.runners import JobContext
-from membership import access, entitlements, notices
+from membership import access, entitlements, notices, subscriptions
 from models.base import utcnow
 from models.entitlement import REFUND
 from models.payment import PAID, REFUNDED, REFUNDING, Payment
@@ -36,6 +36,7 @@ def request_refund(session: Session, admin_id: int, charge_id: str) -> Payment |
         .execution_options(synchronize_session=False)).first()
     if claimed is None:
         return None
+    subscriptions.stop_renewals(session, claimed.user_id)  # or the next renewal would grant access again
     _queue(session, charge_id, claimed.user_id, admin_id=admin_id)
     return session.get(Payment, charge_id)
 

@@ -17,9 +17,10 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
-from membership import invites, members
+from membership import invites, members, subscriptions
 from models.base import utcnow
 from models.membership import Membership
+from models.subscription import ACTIVE, CANCELED, FAILED
 from models.user import User
 from settings import Settings
 
@@ -66,11 +67,26 @@ def _remind(session: Session, settings: Settings, now: datetime, dry_run: bool) 
         .execution_options(synchronize_session=False)
     ).all()
     for user_id, expires_at in claimed:
-        jobs.enqueue_call(session, "sendMessage", {
-            "chat_id": user_id,
-            "text": f"Your membership ends on {expires_at:%Y-%m-%d %H:%M} UTC. Use /plans to renew it.",
-        }, chat_id=user_id)
+        text = reminder(session, user_id, expires_at)
+        if text:
+            jobs.enqueue_call(session, "sendMessage", {"chat_id": user_id, "text": text}, chat_id=user_id)
     return sorted(user_id for user_id, _ in claimed)
+
+
+def reminder(session: Session, user_id: int, expires_at: datetime) -> str | None:
+    """The reminder for this kind of member; None for a subscription that will renew on its own."""
+    ends = f"{expires_at:%Y-%m-%d %H:%M} UTC"
+    current = subscriptions.get(session, user_id)
+    state = current.state if current is not None and current.charge_id else None
+    if state == ACTIVE and current.renews_at and current.renews_at >= expires_at - timedelta(days=1):
+        return None
+    if state == CANCELED:
+        return (f"Your membership ends on {ends}: your subscription is canceled. "
+                f"To keep it, {subscriptions.RENEW_IN_TELEGRAM}.")
+    if state == FAILED:
+        return (f"The renewal payment of your subscription failed, so your membership ends on {ends}. "
+                "Top up your Stars balance so Telegram can try again, or use /plans.")
+    return f"Your membership ends on {ends}. Use /plans to renew it."
 
 
 def _remove(session: Session, settings: Settings, now: datetime, dry_run: bool) -> list[int]:

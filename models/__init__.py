@@ -7,7 +7,7 @@ the metadata (the app factory calls it, for Alembic's autogenerate too).
 import importlib
 
 MODEL_MODULES = ("user", "processed_update", "outbox", "dead_letter", "payment", "membership", "invite", "entitlement",
-                 "lease", "star_cursor")
+                 "lease", "star_cursor", "subscription")
 
 
 def load_all() -> None:

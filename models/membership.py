@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db, utcnow
@@ -21,4 +22,7 @@ class Membership(db.Model):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     reminded_for: Mapped[datetime | None]
     removed_for: Mapped[datetime | None]
+    # Whether the member is in the channel, as the last chat_member update said:
+    # a renewal for someone in it needs a receipt, not a new invite link.
+    in_channel: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,7 +13,13 @@ import sys
 from typing import Mapping
 
 from settings.env_values import ConfigError, chat_id, flag, http_url, number, user_ids, whole_number
-from settings.model import HEALTH_PROBE_CONNECTIONS, LOCAL_DATABASE_FILE, Settings
+from settings.model import (
+    DEFAULT_SUPPORT_TEXT,
+    DEFAULT_TERMS_TEXT,
+    HEALTH_PROBE_CONNECTIONS,
+    LOCAL_DATABASE_FILE,
+    Settings,
+)
 from settings.plans import PlanError, parse_plans
 from settings.telegram import BOT_TOKEN_PATTERN, SECRET_TOKEN_PATTERN
 
@@ -51,6 +57,14 @@ def _payload_keys(raw: str, previous_raw: str, bot_token: str) -> tuple[bytes, t
         return derived, ()
     previous = (previous_raw.encode(),) if previous_raw else ()
     return raw.encode(), previous + (derived,)
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    """A message the bot sends as it is: at most 3,000 characters (Telegram allows 4,096)."""
+    value = env.get(name, "").strip() or default
+    if len(value) > 3000:
+        raise ConfigError(f"{name} is {len(value)} characters; keep it to 3000 or give a URL")
+    return value
 
 
 def _check_secrets(bot_token: str, webhook_secret: str, local: bool) -> None:
@@ -141,6 +155,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         never_remove_ids=user_ids(env.get("NEVER_REMOVE_IDS", ""), "NEVER_REMOVE_IDS"),
         sweep_interval_seconds=whole_number(env, "SWEEP_INTERVAL_SECONDS", 300, 0),
         reconcile_interval_seconds=whole_number(env, "RECONCILE_INTERVAL_SECONDS", 3600, 0),
+        support_text=_text(env, "SUPPORT_TEXT", DEFAULT_SUPPORT_TEXT),
+        terms_text=_text(env, "TERMS_TEXT", DEFAULT_TERMS_TEXT),
     )
     values.update(overrides)
     settings = Settings(**values)

@@ -12,6 +12,15 @@ from settings.plans import Plan
 
 LOCAL_DATABASE_FILE = "bot.sqlite3"
 
+DEFAULT_SUPPORT_TEXT = (
+    "Questions about a payment go to this bot's admins, not to Telegram's support. Describe the problem "
+    "in a message here and quote the charge id below; the admins have been told and will answer.")
+DEFAULT_TERMS_TEXT = (
+    "You buy access to a private channel for the period of your plan, paid in Telegram Stars. "
+    "A subscription renews every 30 days until you cancel it in Telegram; access lasts to the end of "
+    "the period paid for. Refunds are at the admins' discretion (/paysupport); a refund ends the access "
+    "it paid for. Leaving the channel does not end a membership: /link lets you back in.")
+
 # Connections a worker keeps beside its request threads, for its own
 # background work (outbox senders, the sweep timer). Background threads take a
 # slot from a semaphore of this size before touching the database, so request
@@ -66,6 +75,9 @@ class Settings:
     never_remove_ids: frozenset[int] = frozenset()
     sweep_interval_seconds: int = 300
     reconcile_interval_seconds: int = 3600
+    # /paysupport and /terms (Telegram asks every bot that takes payments for both): text or a URL.
+    support_text: str = DEFAULT_SUPPORT_TEXT
+    terms_text: str = DEFAULT_TERMS_TEXT
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((plan for plan in self.plans if plan.id == plan_id), None)

@@ -18,6 +18,7 @@ REQUIRED: dict[str, Shape] = {
     "callback_query": {"id": str, "from": USER, "chat_instance": str},
     "chat_member": {"chat": CHAT, "from": USER, "date": int, "old_chat_member": MEMBER, "new_chat_member": MEMBER},
     "pre_checkout_query": {"id": str, "from": USER, "currency": str, "total_amount": int, "invoice_payload": str},
+    "subscription": {"user": USER, "invoice_payload": str, "state": str},
 }
 # Optional fields the handlers read: when present they must have this type.
 OPTIONAL: dict[str, Shape] = {

@@ -144,4 +144,4 @@ def test_start_records_the_deep_link_referral(live):
 def test_set_commands_registers_the_menu(live):
     result = live.app.test_cli_runner().invoke(args=["set-commands"])
     assert result.exit_code == 0, result.output
-    assert [c["command"] for c in live.emulator.commands()] == ["plans", "status", "link", "help"]
+    assert [c["command"] for c in live.emulator.commands()] == ["plans", "status", "link", "paysupport", "terms", "help"]

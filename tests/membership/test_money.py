@@ -17,11 +17,12 @@ from membership import entitlements, invoice_payload, reconcile, sweep
 from models.base import db, utcnow
 from models.entitlement import PAID as PAID_ROW
 from models.entitlement import Entitlement
+from models.invite import FAILED, Invite
 from models.outbox import DONE, OutboxJob
 from models.payment import PAID, REFUNDED, Payment
 from settings import settings_of
 from stack_harness.bot_env import ADMIN_ID, BOT_TOKEN, CHANNEL_ID, make_env
-from tests.helpers import build_app, wait_until
+from tests.helpers import build_app, count, wait_until
 from tests.membership.flows import buy, invite_message, link_in, membership_of
 from worker_process import lifecycle
 
@@ -185,6 +186,8 @@ def test_link_gives_a_member_a_fresh_invite_after_telegram_refused_one(live):
     emulator.inject("createChatInviteLink", "400", times=1)
     assert buy(emulator, 3011).ok
     emulator.wait_for_call("createChatInviteLink", lambda c: not c.ok)
+    message_to(emulator, ADMIN_ID, "refused the invite")
+    wait_until(lambda: count(live.app, Invite, Invite.status == FAILED) == 1, message="the invite marked failed")
     since = emulator.next_call_index
     reply = emulator.send_message(emulator.user(3011), "/link").delivery.response_call
     assert "on its way" in reply.params["text"]
