@@ -145,6 +145,9 @@ def edit_user_star_subscription(ctx: MethodContext) -> bool:
         raise bad_request("SUBSCRIPTION_ID_INVALID")
     if subscription.user_id != user.id:
         raise bad_request("USER_ID_INVALID")
+    if not ctx.params["is_canceled"] and not subscription.canceled_by_bot:
+        # A bot may re-enable only what it cancelled; the user re-enables their own.
+        raise bad_request("SUBSCRIPTION_NOT_CANCELED_BY_BOT")
     subscription.canceled_by_bot = ctx.params["is_canceled"]
     return True
 

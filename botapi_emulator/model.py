@@ -187,7 +187,13 @@ class Subscription:
     amount: int
     expiration_date: int
     canceled_by_bot: bool = False
+    canceled_by_user: bool = False
+    renewal_failed: bool = False  # the last renewal payment failed (Telegram sends state "failed")
     charge_ids: list[str] = field(default_factory=list)
+
+    @property
+    def renews(self) -> bool:
+        return not (self.canceled_by_bot or self.canceled_by_user)
 
 
 @dataclass

@@ -21,6 +21,8 @@ from .updates import (
     successful_payment_message,
 )
 
+SUBSCRIPTION_STATES = ("canceled", "active", "failed")
+
 
 class PaymentActions(ActionBase):
     """Mixed into UserActions: pre-checkout, payments, renewals, refunds, subscription updates."""
@@ -80,7 +82,7 @@ class PaymentActions(ActionBase):
             subscription = self.state.subscription_of(charge_id)
             if subscription is None or subscription.user_id != payer.id:
                 raise ValueError(f"{charge_id!r} is not a subscription payment of user {payer.id}")
-            if subscription.canceled_by_bot:
+            if not subscription.renews:
                 return PaymentResult(ok=False, reason="subscription_canceled")
             payment = self.state.renew_subscription(subscription)
         return self._deliver_payment(payer, payment, None)
@@ -116,13 +118,21 @@ class PaymentActions(ActionBase):
         return self._deliver(message_update(self.delivery.allocate_update_id(), message))
 
     def update_subscription(self, user: UserRef, charge_id: str, state: str) -> ActionResult:
-        """Bot API 10.2 ``subscription`` update: the subscription became canceled, active or failed."""
+        """Bot API 10.2 ``subscription`` update: the user cancelled (``canceled``), re-enabled a
+        subscription they had cancelled (``active``), or a renewal payment failed (``failed``).
+
+        The subscription's own state follows: a cancelled one is not renewed until re-enabled.
+        """
         self._require_webhook()
+        if state not in SUBSCRIPTION_STATES:
+            raise ValueError(f"a subscription's state is one of {SUBSCRIPTION_STATES}, not {state!r}")
         with self.state.lock:
             subscriber = self._user(user)
             subscription = self.state.subscription_of(charge_id)
             if subscription is None or subscription.user_id != subscriber.id:
                 raise ValueError(f"{charge_id!r} is not a subscription payment of user {subscriber.id}")
+            subscription.canceled_by_user = state == "canceled" or (subscription.canceled_by_user and state != "active")
+            subscription.renewal_failed = state == "failed"
             update = subscription_update(
                 self.delivery.allocate_update_id(), subscriber.to_json(), subscription.payload, state
             )
