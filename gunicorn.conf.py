@@ -30,7 +30,7 @@ bind = f"0.0.0.0:{settings.port}"
 # Worker processes
 #   worker_class - gthread: each worker serves `threads` requests at once.
 #   workers / threads - WEB_CONCURRENCY / GUNICORN_THREADS; each worker's
-#       database pool is sized from them (see config.Settings.pool_size).
+#       database pool is sized from them (see settings.model.Settings.pool_size).
 #   timeout - seconds the master waits for a worker's heartbeat before
 #       killing it (SIGABRT, then worker_abort below). gthread beats from its
 #       main loop, so a stuck request thread is the watchdog's job, not this.

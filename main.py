@@ -25,7 +25,7 @@ from models.base import db
 from observability.logs import configure_logging
 from observability.watchdog import Watchdog
 from routes import health, metrics, webhook
-from settings import BACKGROUND_CONNECTIONS, Settings, install, load_settings_or_exit
+from settings import Settings, install, load_settings_or_exit
 from worker_process.periodic_jobs import periodic_tasks
 
 MAX_UPDATE_BYTES = 1024 * 1024  # Telegram's updates are far smaller; bigger is not Telegram
@@ -65,7 +65,7 @@ def register_workers(app: Flask, settings: Settings) -> None:
         settings.telegram_api_url, settings.bot_token,
         Timeouts(connect=settings.telegram_connect_timeout, read=settings.telegram_read_timeout),
     )
-    slots = BackgroundSlots(BACKGROUND_CONNECTIONS)
+    slots = BackgroundSlots(settings.background_slots)
     app.extensions["telegram_client"] = client
     app.extensions["background_slots"] = slots
     app.extensions["outbox_sender"] = OutboxSender(

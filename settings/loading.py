@@ -40,6 +40,10 @@ def normalize_database_url(url: str) -> str:
     raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported: use postgresql:// (or postgres://)")
 
 
+# Below this a worker could not serve a request while its background work runs.
+MIN_POOL_SIZE = 2
+
+
 def _payload_keys(raw: str, previous_raw: str, bot_token: str) -> tuple[bytes, tuple[bytes, ...]]:
     """The key that signs invoice payloads, and older keys that still verify them.
 
@@ -89,15 +93,16 @@ def _check_lease(settings: Settings) -> None:
 
 
 def _check_budget(settings: Settings) -> None:
+    """Every shape fits the budget by sharing connections, down to two per worker."""
     if settings.is_local:
         return
-    if settings.connections_needed > settings.db_max_connections:
+    if settings.pool_size < MIN_POOL_SIZE:
         raise ConfigError(
             "connection budget exceeded: "
-            f"{settings.web_concurrency} workers x ({settings.pool_size} pool + {settings.max_overflow} overflow "
-            f"+ {HEALTH_PROBE_CONNECTIONS} health probe) = {settings.connections_needed} connections "
-            f"> DB_MAX_CONNECTIONS={settings.db_max_connections}; "
-            "lower WEB_CONCURRENCY or GUNICORN_THREADS, or raise DB_MAX_CONNECTIONS"
+            f"{settings.web_concurrency} workers share DB_MAX_CONNECTIONS={settings.db_max_connections}, so each "
+            f"would get {settings.db_max_connections // settings.web_concurrency} connections, "
+            f"{HEALTH_PROBE_CONNECTIONS} for its health probe and {max(0, settings.pool_size)} for requests and "
+            f"background work (at least {MIN_POOL_SIZE} needed); lower WEB_CONCURRENCY or raise DB_MAX_CONNECTIONS"
         )
 
 

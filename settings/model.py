@@ -101,8 +101,24 @@ class Settings:
         return self.db_statement_timeout_ms / 1000 + 1.0
 
     @property
-    def pool_size(self) -> int:
+    def pool_wanted(self) -> int:
+        """A connection per request thread and per background slot: no thread ever waits for one."""
         return self.gunicorn_threads + BACKGROUND_CONNECTIONS
+
+    @property
+    def pool_size(self) -> int:
+        """What a worker gets: what it wants, or its share of the budget when that is less.
+
+        Threads may share connections: a transaction lasts milliseconds, and
+        the pool timeout covers a thread that finds them all in use.
+        """
+        share = self.db_max_connections // self.web_concurrency - HEALTH_PROBE_CONNECTIONS
+        return max(0, min(self.pool_wanted, share))
+
+    @property
+    def background_slots(self) -> int:
+        """Background work never takes the last connection from the request threads."""
+        return max(1, min(BACKGROUND_CONNECTIONS, self.pool_size - 1))
 
     @property
     def max_overflow(self) -> int:
@@ -118,9 +134,12 @@ class Settings:
         return self.web_concurrency * self.connections_per_worker
 
     def describe_pool(self) -> str:
+        """The budget arithmetic, for the log line at start."""
+        shared = "" if self.pool_size >= self.pool_wanted else \
+            f" (of {self.pool_wanted} wanted: {self.gunicorn_threads} threads share them)"
         return (
             f"workers={self.web_concurrency} threads={self.gunicorn_threads} "
-            f"pool_size={self.pool_size} max_overflow={self.max_overflow} "
-            f"health_probe={HEALTH_PROBE_CONNECTIONS} "
-            f"connections={self.connections_needed}/{self.db_max_connections} (DB_MAX_CONNECTIONS)"
+            f"pool_size={self.pool_size}{shared} background_slots={self.background_slots} "
+            f"health_probe={HEALTH_PROBE_CONNECTIONS}: {self.web_concurrency} x ({self.pool_size} + "
+            f"{HEALTH_PROBE_CONNECTIONS}) = {self.connections_needed} of DB_MAX_CONNECTIONS={self.db_max_connections}"
         )

@@ -54,13 +54,18 @@ def test_bad_configuration_is_one_clear_error(env, message):
         load_settings(env)
 
 
-def test_budget_refuses_more_connections_than_allowed():
+def test_every_shape_fits_the_budget_by_sharing_connections():
+    shared = load_settings({**GOOD, "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "8", "DB_MAX_CONNECTIONS": "20"})
+    # 4 workers x (4 pooled + 1 probe) = 20: eight threads share four connections
+    assert (shared.pool_size, shared.background_slots, shared.connections_needed) == (4, 2, 20)
+    assert "(of 10 wanted: 8 threads share them)" in shared.describe_pool()
+    roomy = load_settings({**GOOD, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "8", "DB_MAX_CONNECTIONS": "40"})
+    assert (roomy.pool_size, roomy.connections_needed) == (10, 22)
+    tight = load_settings({**GOOD, "WEB_CONCURRENCY": "6", "GUNICORN_THREADS": "4", "DB_MAX_CONNECTIONS": "20"})
+    assert (tight.pool_size, tight.background_slots) == (2, 1)
     with pytest.raises(ConfigError) as refused:
-        load_settings({**GOOD, "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "8", "DB_MAX_CONNECTIONS": "20"})
-    # 4 workers x (8 threads + 2 background + 0 overflow + 1 probe) = 44
-    assert "= 44 connections > DB_MAX_CONNECTIONS=20" in str(refused.value)
-    fits = load_settings({**GOOD, "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "8", "DB_MAX_CONNECTIONS": "44"})
-    assert fits.connections_needed == 44
+        load_settings({**GOOD, "WEB_CONCURRENCY": "10", "DB_MAX_CONNECTIONS": "20"})
+    assert "each would get 2 connections, 1 for its health probe and 1 for requests" in str(refused.value)
 
 
 def test_admin_ids_and_plans_parse():
