@@ -15,6 +15,7 @@ from typing import Mapping
 from settings.env_values import ConfigError, chat_id, flag, http_url, number, user_ids, whole_number
 from settings.model import HEALTH_PROBE_CONNECTIONS, LOCAL_DATABASE_FILE, Settings
 from settings.plans import PlanError, parse_plans
+from settings.sandbox import is_sandbox, sandbox_values
 from settings.telegram import BOT_TOKEN_PATTERN, SECRET_TOKEN_PATTERN
 
 
@@ -133,6 +134,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         sweep_interval_seconds=whole_number(env, "SWEEP_INTERVAL_SECONDS", 300, 0),
         reconcile_interval_seconds=whole_number(env, "RECONCILE_INTERVAL_SECONDS", 3600, 0),
     )
+    if is_sandbox(bot_token, database_url):
+        values.update(sandbox_values(env, values["port"]))
     values.update(overrides)
     settings = Settings(**values)
     _check_budget(settings)

@@ -65,13 +65,17 @@ class Settings:
     never_remove_ids: frozenset[int] = frozenset()
     sweep_interval_seconds: int = 300
     reconcile_interval_seconds: int = 3600
+    # Local sandbox mode (settings/sandbox.py): no BOT_TOKEN on the embedded
+    # SQLite database, so Telegram is the emulator the gunicorn master starts.
+    local_sandbox: bool = False
+    sandbox_telegram_port: int | None = None
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((plan for plan in self.plans if plan.id == plan_id), None)
 
     @property
     def is_local(self) -> bool:
-        """Local mode: the embedded SQLite database, for trying the server out."""
+        """The embedded SQLite database, for trying the server out (with a BOT_TOKEN or in the sandbox)."""
         return self.database_url.startswith("sqlite")
 
     @property
