@@ -316,7 +316,7 @@ function renderAdmin() {
   table("t-members", ["User", "Expires", "", "State"], data.members.map((member) => [
     `${member.name || "?"} (${member.user_id})`, shortDate(member.expires_at), el("span", {class: "sub"}, relativeToTelegram(member.expires_at)),
     memberState(member)]), "Nobody has paid yet.");
-  table("t-payments", ["User", "Plan", "Stars", "Status", "When", "Charge", "Telegram does…"], data.payments.map((payment) => [
+  table("t-payments", ["User", "Plan", "Stars", "Status", "When", "Charge", "Act as Telegram"], data.payments.map((payment) => [
     `${payment.name || "?"} (${payment.user_id})`, payment.plan_id + (payment.is_recurring ? " ↻" : ""), `${payment.stars} ⭐`,
     status(payment.status), shortDate(payment.created_at), el("span", {class: "mono", title: payment.charge_id}, `${payment.charge_id.slice(0, 16)}…`),
     el("td", {class: "actions"}, paymentButtons(payment))]), "No payments yet.");
