@@ -157,9 +157,11 @@ def invoice():
 def pay():
     """Telegram's part of a payment: pre-checkout to the bot, then the payment, or the bot's refusal."""
     body = _body()
-    user_id = _whole(body, "user_id")
-    invoice_ref = body.get("link") or {"chat_id": user_id, "message_id": _whole(body, "message_id")}
-    result = telegram().post("pay_invoice", user_id=user_id, invoice=invoice_ref)
+    payer = _whole(body, "user_id")
+    # Anyone may pay an invoice they were shown (a forwarded one too); the bot decides at pre-checkout.
+    invoice_ref = body.get("link") or {"chat_id": _whole(body, "chat_id") if "chat_id" in body else payer,
+                                       "message_id": _whole(body, "message_id")}
+    result = telegram().post("pay_invoice", user_id=payer, invoice=invoice_ref)
     pre_checkout = result.get("pre_checkout") or {}
     return jsonify(ok=result["ok"], reason=result["reason"], error_message=result["error_message"],
                    charge_id=result["charge_id"], pre_checkout_answered=pre_checkout.get("answered"))

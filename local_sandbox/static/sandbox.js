@@ -203,12 +203,16 @@ async function openPayment(reference) {
   } catch (error) {
     return toast(error.message, true);
   }
-  page.payment = reference;
+  page.payment = {...reference, chat_id: page.userId};
+  $("sheet-payer").replaceChildren(...page.world.users.map((user) => el("option", {
+    value: user.id, selected: user.id === page.userId ? "selected" : null,
+  }, user.id === page.userId ? `${user.first_name} (this chat)` : `${user.first_name}, shown it by ${nameOf(page.userId)}`)));
+  $("sheet-payer").disabled = false;
   $("sheet-title").textContent = invoice.title;
   $("sheet-description").textContent = invoice.description;
   $("sheet-amount").textContent = `${invoice.amount} ⭐`;
   $("sheet-period").textContent = invoice.subscription_period ? "every 30 days, until you cancel" : "once";
-  $("sheet-steps").replaceChildren(el("li", {}, `${nameOf(page.userId)} pays with test Stars; nothing real is charged.`));
+  $("sheet-steps").replaceChildren(el("li", {}, "Test Stars only: nothing real is charged."));
   $("sheet-pay").textContent = `Pay ${invoice.amount} ⭐`;
   $("sheet-pay").disabled = false;
   $("sheet-pay").hidden = false;
@@ -219,11 +223,13 @@ async function openPayment(reference) {
 async function pay() {
   const steps = $("sheet-steps");
   $("sheet-pay").disabled = true;
+  $("sheet-payer").disabled = true;
+  const payer = Number($("sheet-payer").value);
   const asking = el("li", {}, "Telegram asks the bot to confirm (pre_checkout_query)…");
   steps.replaceChildren(asking);
   let result;
   try {
-    result = await api("pay", {user_id: page.userId, ...page.payment});
+    result = await api("pay", {...page.payment, user_id: payer});
   } catch (error) {
     asking.className = "failed";
     asking.textContent = error.message;

@@ -119,6 +119,10 @@ def test_the_page_shows_the_refusal_the_bot_gave(sandbox):
     refused = sandbox.call("pay", {"user_id": SANDBOX_ADMIN_ID, "link": link})
     assert refused["ok"] is False and refused["reason"] == "declined" and refused["pre_checkout_answered"]
     assert "made for someone else" in refused["error_message"]
+    sandbox.call("press", {"user_id": ADA, "message_id": plans["message_id"], "callback_data": "buy:week"})
+    invoice = wait_until(lambda: next((m for m in sandbox.chat() if "invoice" in m), None), message="the invoice")
+    shown = sandbox.call("pay", {"user_id": SANDBOX_ADMIN_ID, "chat_id": ADA, "message_id": invoice["message_id"]})
+    assert shown["reason"] == "declined" and "made for someone else" in shown["error_message"]
     assert sandbox.call("admin")["payments"] == []
 
 
