@@ -86,20 +86,27 @@ _sandbox = {}
 def on_starting(server):
     """Master, before forking: say what we are about to open, migrate, then start the sandbox's Telegram."""
     from database import migrations
-    from local_sandbox import launcher
     from observability import metrics
 
     log.info("starting: %s", settings.describe_pool())
     metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in
     migrations.upgrade_to_head(server.app.wsgi())
-    if settings.local_sandbox:
-        try:
-            _sandbox["telegram"] = launcher.start(settings)
-        except launcher.SandboxError as error:
-            print(error, file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
-    elif settings.is_local:
+    if settings.is_local:
+        _start_local_mode()
+
+
+def _start_local_mode():
+    """No DATABASE_URL: without a BOT_TOKEN, the sandbox and its Telegram; with one, how to run for real."""
+    from local_sandbox import launcher
+
+    if not settings.local_sandbox:
         log.warning(launcher.REAL_BOT_HINT)
+        return
+    try:
+        _sandbox["telegram"] = launcher.start(settings)
+    except launcher.SandboxError as error:
+        print(error, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def when_ready(server):
