@@ -7,6 +7,7 @@ stops the server here with one line, before anything forks.
 import faulthandler
 import logging
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -21,11 +22,18 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-m
 from settings import load_settings_or_exit  # noqa: E402
 
 settings = load_settings_or_exit()
+if settings.local_sandbox:
+    # Local sandbox (no BOT_TOKEN, embedded SQLite; see local_sandbox/): the
+    # webhook's secret is made up here, once, before the app loads, so the
+    # master that registers it and the workers that check it agree.
+    os.environ.setdefault("WEBHOOK_SECRET", secrets.token_urlsafe(32))
+    settings = load_settings_or_exit()
 log = logging.getLogger("lifecycle")
 
 # Server socket
-#   bind - where to listen; Railway routes $PORT on all interfaces.
-bind = f"0.0.0.0:{settings.port}"
+#   bind - where to listen; Railway routes $PORT on all interfaces. The local
+#       sandbox is for this machine only: 127.0.0.1.
+bind = f"{'127.0.0.1' if settings.local_sandbox else '0.0.0.0'}:{settings.port}"
 
 # Worker processes
 #   worker_class - gthread: each worker serves `threads` requests at once.
@@ -72,16 +80,48 @@ errorlog = "-"
 loglevel = settings.log_level.lower()
 
 _worker_started = {}
+_sandbox = {}
 
 
 def on_starting(server):
-    """Master, before forking: say what we are about to open, then migrate."""
+    """Master, before forking: say what we are about to open, migrate, then start the sandbox's Telegram."""
     from database import migrations
     from observability import metrics
 
     log.info("starting: %s", settings.describe_pool())
     metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in
     migrations.upgrade_to_head(server.app.wsgi())
+    if settings.is_local:
+        _start_local_mode()
+
+
+def _start_local_mode():
+    """No DATABASE_URL: without a BOT_TOKEN, the sandbox and its Telegram; with one, how to run for real."""
+    from local_sandbox import launcher
+
+    if not settings.local_sandbox:
+        log.warning(launcher.REAL_BOT_HINT)
+        return
+    try:
+        _sandbox["telegram"] = launcher.start(settings)
+    except launcher.SandboxError as error:
+        print(error, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def when_ready(server):
+    """Master, listening: in the sandbox, say what to open."""
+    from local_sandbox import launcher
+
+    if settings.local_sandbox:
+        print(launcher.ready_banner(settings), flush=True)
+
+
+def on_exit(server):
+    """Master, on its way out: stop the sandbox's Telegram."""
+    telegram = _sandbox.pop("telegram", None)
+    if telegram is not None:
+        telegram.stop()
 
 
 def post_worker_init(worker):

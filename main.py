@@ -24,7 +24,7 @@ from membership.job_runners import RUNNERS
 from models.base import db
 from observability.logs import configure_logging
 from observability.watchdog import Watchdog
-from routes import health, metrics, webhook
+from routes import health, metrics, sandbox, webhook
 from settings import Settings, install, load_settings_or_exit
 from worker_process.periodic_jobs import periodic_tasks
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.log_level, [settings.bot_token, settings.webhook_secret])
     register_extensions(app, settings)
     register_workers(app, settings)
-    register_blueprints(app)
+    register_blueprints(app, settings)
     cli.register(app)
     return app
 
@@ -78,10 +78,12 @@ def register_workers(app: Flask, settings: Settings) -> None:
     app.extensions["timers"] = periodic_tasks(app, settings, slots)
 
 
-def register_blueprints(app: Flask) -> None:
+def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    if settings.local_sandbox:  # the page at / plays Telegram: never on a real bot
+        app.register_blueprint(sandbox.bp)
 
 
 app = create_app()

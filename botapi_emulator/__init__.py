@@ -54,6 +54,7 @@ JSON object; answers are ``{"ok": true, "result": ...}`` or
     GET  /control/wait?method=&since=&timeout=&count=     -> [Call] (408 on timeout)
     GET  /control/messages?chat_id=  /control/members?chat_id=  /control/invite_links?chat_id=
     GET  /control/transactions  /control/payments  /control/webhook
+    GET  /control/users  /control/invoices
 
 Deliberate differences from Telegram: webhooks may be plain HTTP on any port;
 updates are only delivered by webhook (getUpdates answers ``[]``, or 409

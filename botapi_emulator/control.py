@@ -125,6 +125,8 @@ ENDPOINTS: dict[str, tuple[str, Endpoint]] = {
     "messages": ("GET", lambda e, a: e.messages(int(a["chat_id"]))),
     "members": ("GET", lambda e, a: e.members(_optional_int(a, "chat_id"))),
     "invite_links": ("GET", lambda e, a: e.invite_links(_optional_int(a, "chat_id"))),
+    "users": ("GET", lambda e, a: e.users()),
+    "invoices": ("GET", lambda e, a: e.invoices()),
     "transactions": ("GET", lambda e, a: e.star_transactions()),
     "payments": ("GET", lambda e, a: e.payments()),
     "webhook": ("GET", lambda e, a: e.webhook_info()),

@@ -39,7 +39,8 @@ class BotApiEmulator(UserActions):
                  retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS, max_attempts: int = 5,
                  timeout: float = 10.0, pre_checkout_timeout: float = 10.0,
                  bot_username: str = "membership_test_bot", channel_title: str = "Private Channel",
-                 notify_bot_refunds: bool = True, implicit_users: bool = False) -> None:
+                 notify_bot_refunds: bool = True, implicit_users: bool = False,
+                 first_update_id: int = 100_000_001) -> None:
         """Configure; nothing listens until ``start()``.
 
         ``strict``: refuse unknown methods and mistyped parameters (404/400).
@@ -49,6 +50,8 @@ class BotApiEmulator(UserActions):
         ``notify_bot_refunds``: send refunded_payment for refunds the bot makes.
         ``implicit_users``: treat any unknown positive chat id as a user who
         started the bot, for suites that post updates straight to the bot.
+        ``first_update_id``: where update ids start; a bot whose ledger outlives
+        the emulator (the local sandbox's SQLite file) needs them to keep growing.
         """
         self.token = token
         bot = User(id=_bot_id(token), first_name="Membership Bot", username=bot_username, is_bot=True)
@@ -60,7 +63,8 @@ class BotApiEmulator(UserActions):
         self.faults = FaultInjector()
         self.surface = BotSurface(token, self.state, self.recorder, self.faults, self._notify, strict)
         self.delivery = WebhookDelivery(
-            self.state, self.surface.execute_from_webhook_response, retry_delays, max_attempts, timeout
+            self.state, self.surface.execute_from_webhook_response, retry_delays, max_attempts, timeout,
+            first_update_id,
         )
         self._server = EmulatorHTTPServer(host, port, self.surface, ControlSurface(self).handle)
         self._started = False
@@ -197,6 +201,19 @@ class BotApiEmulator(UserActions):
                 for link in self.state.invite_links.values()
                 if link.chat_id == wanted
             ]
+
+    def users(self) -> list[dict]:
+        """The people tests and the sandbox act as (not the bot, not the channel's owner), by id."""
+        with self.state.lock:
+            people = [user for user in self.state.users.values()
+                      if not user.is_bot and user.id != self.state.channel_owner.id]
+            return [{**user.to_json(), "has_started_bot": user.has_started_bot,
+                     "has_blocked_bot": user.has_blocked_bot} for user in sorted(people, key=lambda u: u.id)]
+
+    def invoices(self) -> list[dict]:
+        """Every invoice the bot made (sendInvoice messages and createInvoiceLink links), oldest first."""
+        with self.state.lock:
+            return [vars(invoice).copy() for invoice in self.state.invoices]
 
     def star_transactions(self) -> list[dict]:
         """All Star transactions, chronological, as getStarTransactions returns them."""

@@ -5,6 +5,7 @@
 - ``env_values``: parsing typed values out of environment variables;
 - ``plans``: what can be bought;
 - ``telegram``: Telegram's fixed facts (header, currency, periods);
+- ``sandbox``: what stands in for Telegram in local sandbox mode (no BOT_TOKEN);
 - ``current``: where the Flask app keeps its settings.
 """
 from settings.current import current_settings, install, settings_of

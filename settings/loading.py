@@ -21,6 +21,7 @@ from settings.model import (
     Settings,
 )
 from settings.plans import PlanError, parse_plans
+from settings.sandbox import is_sandbox, sandbox_values
 from settings.telegram import BOT_TOKEN_PATTERN, SECRET_TOKEN_PATTERN
 
 
@@ -163,6 +164,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         support_text=_text(env, "SUPPORT_TEXT", DEFAULT_SUPPORT_TEXT),
         terms_text=_text(env, "TERMS_TEXT", DEFAULT_TERMS_TEXT),
     )
+    if is_sandbox(bot_token, database_url):
+        values.update(sandbox_values(env, values["port"]))
     values.update(overrides)
     settings = Settings(**values)
     _check_budget(settings)

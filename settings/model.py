@@ -78,6 +78,10 @@ class Settings:
     # /paysupport and /terms (Telegram asks every bot that takes payments for both): text or a URL.
     support_text: str = DEFAULT_SUPPORT_TEXT
     terms_text: str = DEFAULT_TERMS_TEXT
+    # Local sandbox mode (settings/sandbox.py): no BOT_TOKEN on the embedded
+    # SQLite database, so Telegram is the emulator the gunicorn master starts.
+    local_sandbox: bool = False
+    sandbox_telegram_port: int | None = None
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((plan for plan in self.plans if plan.id == plan_id), None)
@@ -89,7 +93,7 @@ class Settings:
 
     @property
     def is_local(self) -> bool:
-        """Local mode: the embedded SQLite database, for trying the server out."""
+        """The embedded SQLite database, for trying the server out (with a BOT_TOKEN or in the sandbox)."""
         return self.database_url.startswith("sqlite")
 
     @property

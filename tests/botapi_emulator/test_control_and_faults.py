@@ -12,7 +12,7 @@ import requests
 
 from botapi_emulator import BotApiEmulator
 from botapi_emulator.server import THREAD_NAME
-from tests.botapi_emulator.bot_calls import CHANNEL, TOKEN, call, set_webhook
+from tests.botapi_emulator.bot_calls import CHANNEL, TOKEN, call, ok_result, set_webhook
 
 
 def test_429_injection_has_telegrams_shape(telegram):
@@ -109,3 +109,23 @@ def test_http_control_surface(telegram, receiver):
     assert timed_out.status_code == 408
     assert requests.get(f"{control}/webhook").json()["result"]["url"] == receiver.url
     assert requests.post(f"{control}/nope", json={}).status_code == 404
+
+
+def test_control_surface_lists_users_and_invoices(telegram, receiver):
+    control = f"{telegram.url}/control"
+    set_webhook(telegram, receiver)
+    requests.post(f"{control}/user", json={"user_id": 8, "first_name": "Bea"}, timeout=5)
+    requests.post(f"{control}/send_message", json={"user_id": 5, "first_name": "Eve", "text": "/start"}, timeout=5)
+    users = requests.get(f"{control}/users", timeout=5).json()["result"]
+    # The bot and the channel's owner are Telegram's, not people a test acts as.
+    assert [(user["id"], user["first_name"], user["has_started_bot"]) for user in users] == \
+        [(5, "Eve", True), (8, "Bea", False)]
+    link = ok_result(telegram, "createInvoiceLink", title="Month", description="30 days", payload="p",
+                     currency="XTR", prices=[{"label": "Month", "amount": 250}], subscription_period=2592000)
+    invoices = requests.get(f"{control}/invoices", timeout=5).json()["result"]
+    assert [(i["link"], i["amount"], i["subscription_period"]) for i in invoices] == [(link, 250, 2592000)]
+
+
+def test_update_ids_start_where_they_are_told():
+    with BotApiEmulator(TOKEN, CHANNEL, first_update_id=7_000_000_000) as telegram:
+        assert telegram.delivery.allocate_update_id() == 7_000_000_000

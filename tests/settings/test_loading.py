@@ -7,6 +7,7 @@ import pytest
 
 from settings import ConfigError, load_settings, normalize_database_url
 from settings.plans import parse_plans
+from settings.sandbox import SANDBOX_ADMIN_ID, SANDBOX_BOT_TOKEN, SANDBOX_CHANNEL_ID
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -34,6 +35,22 @@ def test_no_database_url_means_local_sqlite_without_secrets():
     assert settings.plans, "demo plans when PLANS is unset"
 
 
+def test_no_token_on_the_embedded_database_is_the_local_sandbox():
+    settings = load_settings({"PORT": "8100"})
+    assert settings.local_sandbox and settings.sandbox_telegram_port == 8101
+    assert settings.telegram_api_url == "http://127.0.0.1:8101" and settings.bot_token == SANDBOX_BOT_TOKEN
+    assert settings.channel_id == SANDBOX_CHANNEL_ID and settings.admin_ids == {SANDBOX_ADMIN_ID}
+    chosen = load_settings({"SANDBOX_TELEGRAM_PORT": "9100", "ADMIN_IDS": "7", "CHANNEL_ID": "-1009"})
+    assert chosen.telegram_api_url == "http://127.0.0.1:9100" and chosen.admin_ids == {7} and chosen.channel_id == -1009
+
+
+def test_a_bot_token_never_starts_the_sandbox():
+    on_sqlite = load_settings({"BOT_TOKEN": GOOD["BOT_TOKEN"]})
+    assert on_sqlite.is_local and not on_sqlite.local_sandbox
+    assert on_sqlite.telegram_api_url == "https://api.telegram.org" and on_sqlite.bot_token == GOOD["BOT_TOKEN"]
+    assert not load_settings(GOOD).local_sandbox
+
+
 @pytest.mark.parametrize("env, message", [
     ({**GOOD, "BOT_TOKEN": ""}, "BOT_TOKEN is required"),
     ({**GOOD, "WEBHOOK_SECRET": ""}, "WEBHOOK_SECRET is required"),
@@ -46,6 +63,8 @@ def test_no_database_url_means_local_sqlite_without_secrets():
     ({**GOOD, "ADMIN_IDS": "12,abc"}, "ADMIN_IDS"),
     ({**GOOD, "CHANNEL_ID": "@channel"}, "CHANNEL_ID"),
     ({**GOOD, "PLANS": "[{"}, "PLANS is invalid: not valid JSON"),
+    ({"PORT": "8000", "SANDBOX_TELEGRAM_PORT": "8000"}, "the emulator needs a port of its own"),
+    ({"SANDBOX_TELEGRAM_PORT": "70000"}, "SANDBOX_TELEGRAM_PORT=70000 must be between 1 and 65535"),
     ({**GOOD, "PLANS": '[{"id": "m", "title": "M", "stars": 0, "days": 30}]'}, "stars must be"),
     ({**GOOD, "PLANS": '[{"id": "m", "title": "M", "stars": 10, "days": 7, "recurring": true}]'}, "30 days"),
 ])
