@@ -55,7 +55,7 @@ def test_reply_rides_on_the_response_and_redelivery_does_nothing(pg_database_url
 def test_webhook_info_cli_prints_telegrams_view(pg_database_url, emulator):
     with running_server(pg_database_url, emulator) as server:
         env = {"BOT_TOKEN": BOT_TOKEN, "WEBHOOK_SECRET": "x" * 12, "TELEGRAM_API_URL": emulator.url,
-               "DATABASE_URL": pg_database_url}
+               "DATABASE_URL": pg_database_url, "CHANNEL_ID": str(CHANNEL_ID)}
         result = flask_cli(env, "webhook-info")
         assert result.returncode == 0, result.stderr
         assert f"{server.url}/webhook" in result.stdout and "pending_update_count" in result.stdout

@@ -13,6 +13,7 @@ GOOD = {
     "BOT_TOKEN": "123456:ABC-def_ghi",
     "WEBHOOK_SECRET": "s3cret_token-OK",
     "DATABASE_URL": "postgres://u:p@db.internal:5432/app",
+    "CHANNEL_ID": "-1001234567890",
 }
 
 
