@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime, timezone
 from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -59,6 +60,9 @@ class RedactingJsonFormatter(JsonFormatter):
     def __init__(self, secrets: list[str | None]):
         super().__init__(list(JSON_FIELDS), rename_fields=JSON_NAMES, json_ensure_ascii=False)
         self._secrets = _usable_secrets(secrets)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
 
     def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
         super().add_fields(log_data, record, message_dict)
