@@ -172,7 +172,8 @@ def test_sigusr2_dumps_all_threads_without_stopping_the_worker(pg_database_url, 
     with running_server(pg_database_url, emulator) as server:
         worker = server.worker_pids()[0]
         server.signal_worker(worker, signal.SIGUSR2)
-        server.wait_for_log(r"Thread 0x[0-9a-f]+ .*\(most recent call first\)", timeout=10)
+        match = server.wait_for_log(rf"stack dump \(SIGUSR2\) of worker {worker}; every thread follows", timeout=10)
+        assert "Thread MainThread" in server.log_text()[match.start():]
         assert worker in server.worker_pids()
         assert requests.get(f"{server.url}/livez", timeout=5).status_code == 200
 
