@@ -70,6 +70,9 @@ def test_stacks_command_dumps_every_worker_with_the_update_in_flight(pg_database
         assert any(line["message"].startswith("Booting worker with pid") for line in lines)
         starting = next(line["message"] for line in lines if line["message"].startswith("starting: "))
         assert f"control socket {server.control_socket}" in starting
+        warnings = [line for line in lines if line["message"].startswith("CHECK YOUR SETTINGS")]
+        assert [(w["level"], w["message"]) for w in warnings] == [
+            ("WARNING", "CHECK YOUR SETTINGS: PLANS is not set: selling the demo plans at demo prices")]
         assert BOT_TOKEN not in server.log_text() and BOT_TOKEN.split(":")[1] not in server.log_text()
 
 
