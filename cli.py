@@ -1,7 +1,15 @@
-"""Operator commands: ``flask --app main <command>``."""
+"""Operator commands: ``flask --app main <command>`` (or plain ``flask <command>``: see .flaskenv).
+
+A thin list: each command parses its arguments, calls ``operations`` or the
+domain, commits where it changes something, and prints. Every command logs
+to stderr (its result goes to stdout) and reports a database or Telegram
+outage in one line, not a traceback.
+"""
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
@@ -9,89 +17,82 @@ from typing import Iterator
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot_outbox.client import TelegramError, TelegramUnavailable
+from database.errors import describe_error, is_transient
 from membership import reconcile, sweep
 from models.base import db
+from observability import logs
+from operations import doctor, export, stacks, telegram_setup
 from settings import current_settings
-from settings.telegram import MAX_WEBHOOK_CONNECTIONS
-from telegram_handler import HANDLED_KINDS, STATELESS_KINDS, USER_COMMANDS
-
-# chat_member must be listed explicitly: Telegram leaves it out of the default.
-ALLOWED_UPDATES = sorted(HANDLED_KINDS | STATELESS_KINDS)
-
-
-BOT_COMMANDS = [{"command": command, "description": description} for command, description in USER_COMMANDS]
 
 
 def register(app: Flask) -> None:
-    for command in (set_webhook, webhook_info, set_commands, sweep_command, reconcile_command):
+    for command in (set_webhook, webhook_info, set_commands, sweep_command, reconcile_command,
+                    doctor_command, export_command, stacks_command):
         app.cli.add_command(command)
 
 
-def _call(method: str, params: dict | None = None):
-    client = current_app.extensions["telegram_client"]
-    try:
-        return client.call(method, params or {})
-    except (TelegramError, TelegramUnavailable) as error:
-        raise click.ClickException(str(error)) from None
+def operator_command(name: str):
+    """A click command in the app context, logging to stderr, with outages told in one line."""
+    def decorate(function):
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            logs.to_stderr()
+            try:
+                return function(*args, **kwargs)
+            except SQLAlchemyError as error:
+                if not is_transient(error):
+                    raise  # a bug: its traceback is the evidence
+                raise click.ClickException(f"database unavailable: {describe_error(error)}") from None
+            except (TelegramError, TelegramUnavailable) as error:
+                raise click.ClickException(f"Telegram: {error}") from None
+            except (telegram_setup.SetupError, stacks.StacksError) as error:
+                raise click.ClickException(str(error)) from None
+        return click.command(name)(with_appcontext(run))
+    return decorate
 
 
-def webhook_max_connections(workers: int, threads: int) -> int:
-    """As many concurrent deliveries as request threads, within Telegram's 1-100."""
-    return max(1, min(MAX_WEBHOOK_CONNECTIONS, workers * threads))
+def _telegram():
+    return current_app.extensions["telegram_client"]
 
 
-@click.command("set-webhook")
-@with_appcontext
-@click.argument("url")
+@operator_command("set-webhook")
+@click.argument("url", required=False)
 @click.option("--drop-pending", is_flag=True, help="Discard updates Telegram is still holding.")
 @click.option("--max-connections", type=click.IntRange(1, 100), default=None,
               help="Concurrent deliveries; default: workers x threads of this server.")
-def set_webhook(url: str, drop_pending: bool, max_connections: int | None) -> None:
-    """Register URL (https://<domain>/webhook) with Telegram, with our secret token."""
+def set_webhook(url: str | None, drop_pending: bool, max_connections: int | None) -> None:
+    """Register URL (default: https://$RAILWAY_PUBLIC_DOMAIN/webhook) with Telegram, with our secret token."""
     settings = current_settings()
-    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
-        raise click.BadParameter("Telegram only delivers to https:// URLs", param_hint="URL")
-    if not settings.webhook_secret:
-        raise click.ClickException("WEBHOOK_SECRET is not set")
-    params = {
-        "url": url,
-        "secret_token": settings.webhook_secret,
-        "allowed_updates": ALLOWED_UPDATES,
-        "max_connections": max_connections or webhook_max_connections(
-            settings.web_concurrency, settings.gunicorn_threads),
-        "drop_pending_updates": drop_pending,
-    }
-    _call("setWebhook", params)
-    click.echo(f"webhook set: {url} (allowed_updates={','.join(ALLOWED_UPDATES)}, "
+    url = telegram_setup.webhook_url(url, settings)
+    params = telegram_setup.set_webhook_params(url, settings, drop_pending, max_connections)
+    _telegram().call("setWebhook", params)
+    click.echo(f"webhook set: {url} (allowed_updates={','.join(params['allowed_updates'])}, "
                f"max_connections={params['max_connections']})")
 
 
-@click.command("webhook-info")
-@with_appcontext
+@operator_command("webhook-info")
 def webhook_info() -> None:
     """Print Telegram's view of the webhook: pending updates, last error."""
-    click.echo(json.dumps(_call("getWebhookInfo"), indent=2, sort_keys=True))
+    click.echo(json.dumps(_telegram().call("getWebhookInfo"), indent=2, sort_keys=True))
 
 
-@click.command("set-commands")
-@with_appcontext
+@operator_command("set-commands")
 def set_commands() -> None:
     """Register the bot's command menu (once per deploy, not on every request)."""
-    _call("setMyCommands", {"commands": BOT_COMMANDS})
-    click.echo("command menu set: " + ", ".join("/" + c["command"] for c in BOT_COMMANDS))
+    _telegram().call("setMyCommands", {"commands": telegram_setup.BOT_COMMANDS})
+    click.echo("command menu set: " + ", ".join("/" + c["command"] for c in telegram_setup.BOT_COMMANDS))
 
 
-@click.command("sweep")
-@with_appcontext
+@operator_command("sweep")
 @click.option("--at", "at", default=None, help="Evaluate expiries as of this ISO date-time (default: now, UTC).")
 @click.option("--dry-run", is_flag=True, help="List what would happen; change nothing.")
 def sweep_command(at: str | None, dry_run: bool) -> None:
     """Send due reminders and remove expired members (what the in-process timer does)."""
-    settings = current_settings()
-    report = sweep.run(db.session, settings, now=_parse_moment(at), dry_run=dry_run)
+    report = sweep.run(db.session, current_settings(), now=_parse_moment(at), dry_run=dry_run)
     if dry_run:
         db.session.rollback()
     else:
@@ -99,16 +100,11 @@ def sweep_command(at: str | None, dry_run: bool) -> None:
     click.echo(report.summary())
 
 
-@click.command("reconcile")
-@with_appcontext
+@operator_command("reconcile")
 @click.option("--full", is_flag=True, help="Read every transaction again, not only those after the last run.")
 def reconcile_command(full: bool) -> None:
     """Compare Telegram's Stars transactions with our ledger and apply what is missing."""
-    try:
-        report = reconcile.run(_cli_unit_of_work, current_app.extensions["telegram_client"], current_settings(),
-                               full=full)
-    except (TelegramError, TelegramUnavailable) as error:
-        raise click.ClickException(str(error)) from None
+    report = reconcile.run(_cli_unit_of_work, _telegram(), current_settings(), full=full)
     if report is None:
         raise click.ClickException("another reconciliation is running; try again in a few minutes")
     click.echo(report.summary())
@@ -123,6 +119,37 @@ def _cli_unit_of_work() -> Iterator[Session]:
     except BaseException:
         db.session.rollback()
         raise
+
+
+@operator_command("doctor")
+def doctor_command() -> None:
+    """Check the token, the channel rights, the webhook, the plans, the database and the budget."""
+    checks = doctor.run(current_app._get_current_object())
+    for check in checks:
+        click.echo(check.line())
+    if any(check.status == doctor.FAIL for check in checks):
+        raise SystemExit(1)
+
+
+@operator_command("export")
+@click.argument("what", type=click.Choice(["members", "payments"]))
+def export_command(what: str) -> None:
+    """Write members or payments as CSV to stdout, with a header row."""
+    try:
+        rows = export.export(db.session, what, sys.stdout)
+    finally:
+        db.session.rollback()
+    click.echo(f"exported {rows} {what}", err=True)
+
+
+@operator_command("stacks")
+def stacks_command() -> None:
+    """Make every worker of the running server log its threads' stacks (SIGUSR2 to workers only)."""
+    socket_path = current_settings().control_socket
+    server = stacks.find_server(socket_path)
+    signalled = stacks.request_dumps(server)
+    click.echo(f"asked workers {', '.join(map(str, signalled)) or '(none)'} of master {server.master_pid} "
+               f"(control socket {socket_path}) for their stacks; they are in the server's log")
 
 
 def _parse_moment(text: str | None) -> datetime | None:

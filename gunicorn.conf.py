@@ -4,7 +4,6 @@ Start: ``gunicorn -c gunicorn.conf.py main:app`` (the Procfile line). Every
 value comes from the validated settings (the settings package), so a bad environment
 stops the server here with one line, before anything forks.
 """
-import faulthandler
 import logging
 import os
 import secrets
@@ -19,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # files in this directory and /metrics merges them. Set before the app loads.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-metrics-"))
 
+from observability.logs import gunicorn_logconfig  # noqa: E402
 from settings import load_settings_or_exit  # noqa: E402
 
 settings = load_settings_or_exit()
@@ -69,15 +69,20 @@ preload_app = True
 # Control socket (gunicorn 25.1+, for `gunicornc`)
 #   control_socket - one per instance, or two gunicorns on one machine
 #       (tests, an old and a new deployment) would take over each other's.
-control_socket = settings.control_socket or os.path.join(
-    tempfile.gettempdir(), f"gunicorn-bot-{settings.port}.ctl")
+#       The path is GUNICORN_CONTROL_SOCKET, else $TMPDIR/gunicorn-bot-$PORT.ctl
+#       (settings/loading.py), logged at start; `flask --app main stacks` finds
+#       the workers through it.
+control_socket = settings.control_socket
 
 # Logging
-#   accesslog - off: one line per webhook call is noise at this rate;
-#       errors and our own log lines go to stderr.
+#   accesslog - off: one line per webhook call is noise at this rate.
+#   logconfig_dict - gunicorn's own lines through our handler: LOG_FORMAT=json
+#       (Railway's default) is one JSON object per line on stdout, text goes
+#       to stderr; the bot token is scrubbed from both (observability/logs.py).
 accesslog = None
 errorlog = "-"
 loglevel = settings.log_level.lower()
+logconfig_dict = gunicorn_logconfig(settings.log_level, settings.log_format, settings.log_secrets)
 
 _worker_started = {}
 _sandbox = {}
@@ -88,9 +93,16 @@ def on_starting(server):
     from database import migrations
     from observability import metrics
 
-    log.info("starting: %s", settings.describe_pool())
+    log.info("starting: %s; control socket %s (gunicornc -s %s); log format %s",
+             settings.describe_pool(), settings.control_socket, settings.control_socket, settings.log_format)
+    for warning in settings.start_warnings():
+        log.warning("CHECK YOUR SETTINGS: %s", warning)
     metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in
-    migrations.upgrade_to_head(server.app.wsgi())
+    try:
+        migrations.upgrade_to_head(server.app.wsgi(), wait_seconds=settings.db_wait_at_start_seconds)
+    except migrations.DatabaseUnreachable as error:
+        log.critical("not starting: %s", error)
+        raise SystemExit(3) from None
     if settings.is_local:
         _start_local_mode()
 
@@ -126,14 +138,16 @@ def on_exit(server):
 
 def post_worker_init(worker):
     """Worker, after fork: own pool, diagnostics, background threads."""
+    from observability import watchdog
     from worker_process import lifecycle
 
     _worker_started[os.getpid()] = time.monotonic()
     app = worker.wsgi
     lifecycle.after_fork(app)
     # gunicorn resets signal handlers after post_fork, so register here.
-    # SIGUSR1 is gunicorn's log reopen; SIGUSR2 dumps every thread's stack.
-    faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)
+    # SIGUSR1 is gunicorn's log reopen; SIGUSR2 to a worker logs every thread's
+    # stack with the update it handles (SIGUSR2 to the master re-execs gunicorn).
+    watchdog.dump_stacks_on(signal.SIGUSR2)
     _release_connections_on_sigterm(app)
     lifecycle.start_background(app)
 

@@ -23,6 +23,7 @@ from database.probe import DatabaseProbe, PoolTimeouts
 from membership.job_runners import RUNNERS
 from models.base import db
 from observability.logs import configure_logging
+from observability.metrics import track_pool
 from observability.watchdog import Watchdog
 from routes import health, metrics, sandbox, webhook
 from settings import Settings, install, load_settings_or_exit
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
         MAX_CONTENT_LENGTH=MAX_UPDATE_BYTES,
     )
-    configure_logging(settings.log_level, [settings.bot_token, settings.webhook_secret])
+    configure_logging(settings.log_level, settings.log_secrets, settings.log_format)
     register_extensions(app, settings)
     register_workers(app, settings)
     register_blueprints(app, settings)
@@ -55,6 +56,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():
         install_timeouts(db.engine, settings)
+        track_pool(db.engine)
         app.extensions["db_probe"] = DatabaseProbe.for_settings(settings, db.engine.url)
     app.extensions["pool_timeouts"] = PoolTimeouts()
 

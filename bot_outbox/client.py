@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from observability.metrics import TELEGRAM_CALLS
+
 
 class TelegramError(Exception):
     """Telegram answered and refused the call (``ok: false``)."""
@@ -48,6 +50,18 @@ class BotApiClient:
 
     def call(self, method: str, params: dict | None = None, *, read_timeout: float | None = None) -> Any:
         """Call ``method`` and return its ``result``; raises TelegramError or TelegramUnavailable."""
+        try:
+            result = self._call(method, params, read_timeout)
+        except TelegramError as error:
+            TELEGRAM_CALLS.labels(method, _outcome_of(error.code)).inc()
+            raise
+        except TelegramUnavailable:
+            TELEGRAM_CALLS.labels(method, "unavailable").inc()
+            raise
+        TELEGRAM_CALLS.labels(method, "ok").inc()
+        return result
+
+    def _call(self, method: str, params: dict | None, read_timeout: float | None) -> Any:
         timeout = (self._timeouts.connect, read_timeout or self._timeouts.read)
         try:
             response = self._session().post(self._url(method), json=params or {}, timeout=timeout)
@@ -83,3 +97,9 @@ class BotApiClient:
             self.redact(str(body.get("description", ""))),
             retry_after=parameters.get("retry_after"),
         )
+
+
+def _outcome_of(code: int) -> str:
+    if code == 429:
+        return "rate_limited"
+    return "server_error" if code >= 500 else "refused"

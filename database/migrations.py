@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import flask_migrate
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from database.errors import describe_error
@@ -21,15 +25,48 @@ log = logging.getLogger(__name__)
 migrate = flask_migrate.Migrate()
 
 
+class DatabaseUnreachable(RuntimeError):
+    """The database did not answer within the start-up wait; the message is one line."""
+
+
 def upgrade_to_head(app: Flask, wait_seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + wait_seconds
+    """Migrate, waiting up to ``wait_seconds`` for a database that is still starting.
+
+    Says once that it is waiting (not every two seconds), and gives up with
+    :class:`DatabaseUnreachable`, one line, rather than a driver traceback.
+    """
+    started = time.monotonic()
+    warned = False
     while True:
         try:
             with app.app_context():
                 flask_migrate.upgrade()
             return
         except OperationalError as error:
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("database not reachable for migrations yet, retrying: %s", describe_error(error))
-            time.sleep(2)  # a start-up back-off, not synchronisation
+            waited = time.monotonic() - started
+            if waited >= wait_seconds:
+                raise DatabaseUnreachable(
+                    f"database unreachable after {waited:.0f}s (DB_WAIT_AT_START_SECONDS={wait_seconds:g}): "
+                    f"{describe_error(error)}") from None
+            if not warned:
+                log.warning("database not reachable yet; waiting up to %gs: %s", wait_seconds, describe_error(error))
+                warned = True
+            time.sleep(min(2.0, max(0.1, wait_seconds - waited)))  # a start-up back-off, not synchronisation
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: tuple[str, ...]  # the revisions the database is at (empty: never migrated)
+    heads: tuple[str, ...]  # the revisions this code brings it to
+
+    @property
+    def at_head(self) -> bool:
+        return set(self.current) == set(self.heads)
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """Alembic's current against its head, read without changing anything (app context needed)."""
+    config = migrate.get_config()
+    heads = ScriptDirectory.from_config(config).get_heads()
+    current = MigrationContext.configure(connection).get_current_heads()
+    return SchemaState(tuple(sorted(current)), tuple(sorted(heads)))

@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 from bot_outbox.client import BotApiClient, TelegramError, TelegramUnavailable, Timeouts
-from cli import ALLOWED_UPDATES, BOT_COMMANDS, webhook_max_connections
+from operations.telegram_setup import ALLOWED_UPDATES, BOT_COMMANDS, webhook_max_connections
 from settings import Settings
 from settings.sandbox import SANDBOX_HOST
 

@@ -3,11 +3,14 @@
 gthread's ``timeout`` is a heartbeat of the worker's main loop, so a request
 thread stuck for hours never trips it. The watchdog notices such a request and
 logs its stack and ``update_id``; ``format_all_stacks`` serves the worker-abort
-hook and operators at 3 a.m.
+hook and operators at 3 a.m., who ask a running worker for it with SIGUSR2
+(:func:`dump_stacks_on`, ``flask --app main stacks``).
 """
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 class InFlight:
     update_id: int
     started: float
+    user_id: int | None = None
     reported: float = 0.0
 
 
@@ -32,9 +36,10 @@ _in_flight: dict[int, InFlight] = {}
 
 
 @contextmanager
-def tracking(update_id: int) -> Iterator[None]:
+def tracking(update_id: int, user_id: int | None = None) -> Iterator[None]:
+    """Mark this thread busy with an update: for stack dumps, the watchdog and log lines."""
     ident = threading.get_ident()
-    _in_flight[ident] = InFlight(update_id, time.monotonic())
+    _in_flight[ident] = InFlight(update_id, time.monotonic(), user_id)
     try:
         yield
     finally:
@@ -45,18 +50,37 @@ def in_flight() -> dict[int, InFlight]:
     return dict(_in_flight)
 
 
-def format_all_stacks() -> str:
+def format_all_stacks(skip_current: bool = False) -> str:
     """Every thread's name, the update it is handling, and its stack."""
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     busy = in_flight()
     now = time.monotonic()
     parts = []
     for ident, frame in sys._current_frames().items():
+        if skip_current and ident == threading.get_ident():
+            continue
         header = f"Thread {names.get(ident, '?')} (ident {ident})"
         if ident in busy:
             header += f" handling update_id={busy[ident].update_id} for {now - busy[ident].started:.1f}s"
         parts.append(header + ":\n" + "".join(traceback.format_stack(frame)))
     return "\n".join(parts)
+
+
+def dump_stacks_on(signum: int) -> None:
+    """Log every thread's stack (with the update it handles) when the process gets ``signum``.
+
+    The handler only starts a thread: logging takes locks, and a signal
+    handler that waits on a lock the interrupted code holds never returns.
+    """
+    def dump() -> None:
+        log.warning("stack dump (%s) of worker %s; every thread follows\n%s",
+                    signal.Signals(signum).name, os.getpid(), format_all_stacks(skip_current=True))
+
+    def on_signal(_signum, _frame) -> None:
+        threading.Thread(target=dump, name="stack-dump", daemon=True).start()
+
+    signal.signal(signum, on_signal)
+    signal.siginterrupt(signum, False)
 
 
 class Watchdog:

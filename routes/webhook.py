@@ -29,6 +29,7 @@ from settings import current_settings
 from settings.telegram import SECRET_HEADER
 from telegram_updates import shape
 from telegram_updates.dead_letters import quarantine
+from telegram_updates.users import sender_of
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
@@ -56,8 +57,15 @@ def receive_update():
     if current_app.extensions["db_probe"].known_down():
         WEBHOOK_UPDATES.labels("unavailable").inc()
         return _unavailable()
-    with watchdog.tracking(raw["update_id"]), WEBHOOK_SECONDS.time():
+    with watchdog.tracking(raw["update_id"], _sender_id(raw)), WEBHOOK_SECONDS.time():
         return _apply(raw)
+
+
+def _sender_id(raw: dict) -> int | None:
+    """Who sent the update, for log lines and stack dumps (None for kinds without a sender)."""
+    kind = next((key for key in raw if key != "update_id"), None)
+    sender = sender_of(raw, kind) if kind else None
+    return sender["id"] if sender else None
 
 
 @bp.errorhandler(RequestEntityTooLarge)

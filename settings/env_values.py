@@ -72,3 +72,33 @@ def http_url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"TELEGRAM_API_URL={raw!r} is not an http(s) URL")
     return raw.rstrip("/")
+
+
+def choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    """One of a few words, case-insensitive; anything else is named with what is allowed."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() not in allowed:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(allowed)}")
+    return raw.lower()
+
+
+def bearer_token(raw: str | None, name: str) -> str | None:
+    """A secret sent in an Authorization header: long enough to guess, no spaces."""
+    if raw is None or not raw.strip():
+        return None
+    token = raw.strip()
+    if len(token) < 16 or not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise ConfigError(f"{name} must be at least 16 printable characters without spaces")
+    return token
+
+
+def domain(raw: str | None, name: str) -> str | None:
+    """A bare host name such as bot-production.up.railway.app (no scheme, no path)."""
+    if raw is None or not raw.strip():
+        return None
+    host = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?", host):
+        raise ConfigError(f"{name}={raw!r} is not a host name such as bot-production.up.railway.app")
+    return host

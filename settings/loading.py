@@ -10,9 +10,24 @@ import hashlib
 import hmac
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Mapping
 
-from settings.env_values import ConfigError, chat_id, flag, http_url, number, user_ids, whole_number
+from dotenv import dotenv_values
+
+from settings.env_values import (
+    ConfigError,
+    bearer_token,
+    chat_id,
+    choice,
+    domain,
+    flag,
+    http_url,
+    number,
+    user_ids,
+    whole_number,
+)
 from settings.model import (
     DEFAULT_SUPPORT_TEXT,
     DEFAULT_TERMS_TEXT,
@@ -22,6 +37,11 @@ from settings.model import (
 )
 from settings.plans import PlanError, parse_plans
 from settings.sandbox import is_sandbox, sandbox_values
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
+# Railway sets these in every deployment; their presence means logs are read by Railway's log view.
+RAILWAY_MARKERS = ("RAILWAY_ENVIRONMENT", "RAILWAY_DEPLOYMENT_ID")
 from settings.telegram import BOT_TOKEN_PATTERN, SECRET_TOKEN_PATTERN
 
 
@@ -84,6 +104,30 @@ def _check_secrets(bot_token: str, webhook_secret: str, local: bool) -> None:
         raise ConfigError("WEBHOOK_SECRET must be 1-256 characters of A-Za-z0-9_- (Telegram's secret_token rule)")
 
 
+def _check_channel(bot_token: str, channel: int | None) -> None:
+    """A bot that can take payments must have the channel it sells, or a buyer pays for nothing."""
+    if bot_token and channel is None:
+        raise ConfigError(
+            "CHANNEL_ID is required when BOT_TOKEN is set: the numeric id of the private channel sold "
+            "(e.g. -1001234567890); without it a paid invoice would deliver no invite")
+
+
+def _control_socket(env: Mapping[str, str], port: int) -> str:
+    """One socket per instance: two gunicorns on one machine would otherwise take over each other's."""
+    return env.get("GUNICORN_CONTROL_SOCKET") or os.path.join(tempfile.gettempdir(), f"gunicorn-bot-{port}.ctl")
+
+
+def _process_environment() -> dict[str, str]:
+    """The process environment over a ``.env`` file in the working directory, if there is one.
+
+    ``flask`` loads ``.env`` itself (python-dotenv); gunicorn does not, so the
+    file is read here for both, and a variable set in the environment wins.
+    """
+    dotenv_file = Path.cwd() / ".env"
+    from_file = dotenv_values(dotenv_file) if dotenv_file.is_file() else {}
+    return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
+
+
 def _check_lease(settings: Settings) -> None:
     longest_call = settings.telegram_connect_timeout + settings.telegram_read_timeout
     if settings.outbox_lease_seconds <= longest_call + 1:
@@ -109,7 +153,7 @@ def _check_budget(settings: Settings) -> None:
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings:
     """Build and validate settings from ``env`` (default: the process environment)."""
-    env = os.environ if env is None else env
+    env = _process_environment() if env is None else env
     raw_db_url = env.get("DATABASE_URL", "").strip()
     database_url = normalize_database_url(raw_db_url) if raw_db_url else f"sqlite:///{LOCAL_DATABASE_FILE}"
     unpooled = env.get("DATABASE_UNPOOLED_URL", "").strip()
@@ -117,6 +161,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
     bot_token = env.get("BOT_TOKEN", "").strip()
     webhook_secret = env.get("WEBHOOK_SECRET", "").strip()
     _check_secrets(bot_token, webhook_secret, local)
+    channel = chat_id(env.get("CHANNEL_ID"))
+    _check_channel(bot_token, channel)
+    on_railway = any(env.get(marker, "").strip() for marker in RAILWAY_MARKERS)
+    port = whole_number(env, "PORT", 8000, 1, 65535)
     signing_key, previous_keys = _payload_keys(env.get("PAYLOAD_SECRET", "").strip(),
                                                env.get("PAYLOAD_SECRET_PREVIOUS", "").strip(), bot_token)
     try:
@@ -131,12 +179,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         # Railway sets DATABASE_UNPOOLED_URL exactly when DATABASE_URL is pooled.
         db_pooled=flag(env, "DB_POOLED", bool(unpooled)),
         telegram_api_url=http_url(env.get("TELEGRAM_API_URL", "https://api.telegram.org").strip()),
-        port=whole_number(env, "PORT", 8000, 1, 65535),
+        port=port,
         web_concurrency=whole_number(env, "WEB_CONCURRENCY", 2, 1, 64),
         gunicorn_threads=whole_number(env, "GUNICORN_THREADS", 4, 1, 256),
-        channel_id=chat_id(env.get("CHANNEL_ID")),
+        channel_id=channel,
         admin_ids=user_ids(env.get("ADMIN_IDS", ""), "ADMIN_IDS"),
         plans=plans,
+        plans_are_demo=not env.get("PLANS", "").strip(),
         db_max_connections=whole_number(env, "DB_MAX_CONNECTIONS", 20, 1),
         db_pool_timeout=number(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
         db_statement_timeout_ms=whole_number(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100),
@@ -150,8 +199,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         watchdog_threshold_seconds=number(env, "WATCHDOG_SECONDS", 30.0, 0.1),
         gunicorn_timeout=whole_number(env, "GUNICORN_TIMEOUT", 30, 1),
         max_requests=whole_number(env, "MAX_REQUESTS", 100000, 0),
-        control_socket=env.get("GUNICORN_CONTROL_SOCKET") or None,
-        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        control_socket=_control_socket(env, port),
+        log_level=choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
+        log_format=choice(env, "LOG_FORMAT", "json" if on_railway else "text", LOG_FORMATS),
+        metrics_token=bearer_token(env.get("METRICS_TOKEN"), "METRICS_TOKEN"),
+        public_domain=domain(env.get("RAILWAY_PUBLIC_DOMAIN"), "RAILWAY_PUBLIC_DOMAIN"),
+        on_railway=on_railway,
+        db_wait_at_start_seconds=number(env, "DB_WAIT_AT_START_SECONDS", 60.0, 0.0),
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         payload_secret=signing_key,
         payload_previous_keys=previous_keys,

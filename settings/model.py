@@ -64,8 +64,14 @@ class Settings:
     watchdog_threshold_seconds: float = 30.0
     gunicorn_timeout: int = 30
     max_requests: int = 100000
-    control_socket: str | None = None
+    control_socket: str = "gunicorn-bot.ctl"  # gunicorn's control socket (loading fills in the real path)
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one object per line on stdout, Railway's default)
+    metrics_token: str | None = None  # /metrics wants "Authorization: Bearer <token>" when set
+    public_domain: str | None = None  # RAILWAY_PUBLIC_DOMAIN: where set-webhook points by default
+    on_railway: bool = False
+    plans_are_demo: bool = False  # PLANS unset: the demo prices are on sale
+    db_wait_at_start_seconds: float = 60.0  # how long start-up migrations wait for the database
     metrics_dir: str | None = None  # prometheus-client multiprocess directory (gunicorn.conf.py sets it)
     payload_secret: bytes = b""  # signs new invoice payloads
     payload_previous_keys: tuple[bytes, ...] = ()  # still verify payloads made before a key change
@@ -136,6 +142,23 @@ class Settings:
     @property
     def connections_needed(self) -> int:
         return self.web_concurrency * self.connections_per_worker
+
+    @property
+    def log_secrets(self) -> list[str]:
+        """Values no log line may show: the token (and its secret half alone), the webhook and metrics secrets."""
+        token_secret = self.bot_token.partition(":")[2]
+        return [value for value in (self.bot_token, token_secret, self.webhook_secret, self.metrics_token) if value]
+
+    def start_warnings(self) -> list[str]:
+        """What a production server may run with but an owner must hear about, once, at start."""
+        if self.is_local:
+            return []
+        warnings = []
+        if self.plans_are_demo:
+            warnings.append("PLANS is not set: selling the demo plans at demo prices")
+        if not self.admin_ids:
+            warnings.append("ADMIN_IDS is not set: nobody can use /stats, /grant, /revoke or /refund")
+        return warnings
 
     def describe_pool(self) -> str:
         """The budget arithmetic, for the log line at start."""

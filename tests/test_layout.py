@@ -28,7 +28,7 @@ LAYERS = (
     ("database", "observability"),
     ("bot_outbox",),
     ("telegram_updates", "membership"),
-    ("main", "routes", "telegram_handler", "cli", "worker_process", "local_sandbox"),
+    ("main", "routes", "telegram_handler", "cli", "worker_process", "local_sandbox", "operations"),
 )
 LAYER_OF = {package: index for index, packages in enumerate(LAYERS) for package in packages}
 ENTRY_POINTS = set(LAYERS[-1])

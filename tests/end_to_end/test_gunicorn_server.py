@@ -55,7 +55,7 @@ def test_reply_rides_on_the_response_and_redelivery_does_nothing(pg_database_url
 def test_webhook_info_cli_prints_telegrams_view(pg_database_url, emulator):
     with running_server(pg_database_url, emulator) as server:
         env = {"BOT_TOKEN": BOT_TOKEN, "WEBHOOK_SECRET": "x" * 12, "TELEGRAM_API_URL": emulator.url,
-               "DATABASE_URL": pg_database_url}
+               "DATABASE_URL": pg_database_url, "CHANNEL_ID": str(CHANNEL_ID)}
         result = flask_cli(env, "webhook-info")
         assert result.returncode == 0, result.stderr
         assert f"{server.url}/webhook" in result.stdout and "pending_update_count" in result.stdout
@@ -172,7 +172,8 @@ def test_sigusr2_dumps_all_threads_without_stopping_the_worker(pg_database_url, 
     with running_server(pg_database_url, emulator) as server:
         worker = server.worker_pids()[0]
         server.signal_worker(worker, signal.SIGUSR2)
-        server.wait_for_log(r"Thread 0x[0-9a-f]+ .*\(most recent call first\)", timeout=10)
+        match = server.wait_for_log(rf"stack dump \(SIGUSR2\) of worker {worker}; every thread follows", timeout=10)
+        assert "Thread MainThread" in server.log_text()[match.start():]
         assert worker in server.worker_pids()
         assert requests.get(f"{server.url}/livez", timeout=5).status_code == 200
 

@@ -14,6 +14,7 @@ GOOD = {
     "BOT_TOKEN": "123456:ABC-def_ghi",
     "WEBHOOK_SECRET": "s3cret_token-OK",
     "DATABASE_URL": "postgres://u:p@db.internal:5432/app",
+    "CHANNEL_ID": "-1001234567890",
 }
 
 
@@ -105,3 +106,65 @@ def test_gunicorn_refuses_to_start_with_one_line_on_bad_config(tmp_path):
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[0]] and lines[0].startswith("configuration error: connection budget exceeded: 10 workers")
+
+
+def test_a_token_without_a_channel_is_refused_with_a_line_naming_channel_id():
+    env = {key: value for key, value in GOOD.items() if key != "CHANNEL_ID"}
+    with pytest.raises(ConfigError, match="^CHANNEL_ID is required when BOT_TOKEN is set"):
+        load_settings(env)
+    assert load_settings({}).channel_id is None, "local mode without a token needs no channel"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({**GOOD, "LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' must be one of debug, info, warning, error, critical"),
+    ({**GOOD, "LOG_FORMAT": "xml"}, "LOG_FORMAT='xml' must be one of json, text"),
+    ({**GOOD, "METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16"),
+    ({**GOOD, "RAILWAY_PUBLIC_DOMAIN": "https://x.example/webhook"}, "RAILWAY_PUBLIC_DOMAIN"),
+])
+def test_operations_settings_are_validated(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_json_logs_are_the_default_on_railway_and_text_elsewhere():
+    assert load_settings(GOOD).log_format == "text"
+    assert load_settings({**GOOD, "RAILWAY_ENVIRONMENT": "production"}).log_format == "json"
+    assert load_settings({**GOOD, "RAILWAY_DEPLOYMENT_ID": "d-1"}).log_format == "json"
+    assert load_settings({**GOOD, "RAILWAY_ENVIRONMENT": "production", "LOG_FORMAT": "TEXT"}).log_format == "text"
+    assert load_settings({**GOOD, "LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+def test_demo_plans_and_no_admins_are_warned_about_in_production_only():
+    warnings = load_settings(GOOD).start_warnings()
+    assert [w.split(":")[0] for w in warnings] == ["PLANS is not set", "ADMIN_IDS is not set"]
+    configured = load_settings({**GOOD, "ADMIN_IDS": "7", "PLANS": '[{"id": "m", "title": "M", "stars": 9, "days": 30}]'})
+    assert configured.start_warnings() == []
+    assert load_settings({}).start_warnings() == []
+
+
+def test_the_control_socket_has_a_per_port_default():
+    assert load_settings({**GOOD, "PORT": "8123"}).control_socket.endswith("gunicorn-bot-8123.ctl")
+    assert load_settings({**GOOD, "GUNICORN_CONTROL_SOCKET": "/run/x.ctl"}).control_socket == "/run/x.ctl"
+
+
+def test_a_dotenv_file_in_the_working_directory_is_read_under_the_environment(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("ADMIN_IDS=11,12\nFLOOD_LIMIT_PER_MINUTE=7\n")
+    monkeypatch.chdir(tmp_path)
+    for name in ("ADMIN_IDS", "FLOOD_LIMIT_PER_MINUTE", "DATABASE_URL", "BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLOOD_LIMIT_PER_MINUTE", "9")  # the environment wins over the file
+    settings = load_settings()
+    assert settings.admin_ids == {11, 12} and settings.flood_limit_per_minute == 9
+
+
+@pytest.mark.parametrize("variable, value, first_words", [
+    ("LOG_LEVEL", "loud", "configuration error: LOG_LEVEL='loud' must be one of"),
+    ("CHANNEL_ID", "", "configuration error: CHANNEL_ID is required when BOT_TOKEN is set"),
+])
+def test_gunicorn_refuses_a_bad_setting_in_one_line(tmp_path, variable, value, first_words):
+    env = {"PATH": "/usr/bin:/bin", **GOOD, variable: value, "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "main:app"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(first_words), lines
