@@ -20,8 +20,8 @@ START = "gunicorn -c gunicorn.conf.py main:app"  # the Procfile's web line
 PROVIDED_BY_RAILWAY = ("PORT", "RAILWAY_ENVIRONMENT", "RAILWAY_DEPLOYMENT_ID", "RAILWAY_PUBLIC_DOMAIN")
 
 # Set in the dashboard (secrets and the owner's business), kept as they are.
-SECRETS = ("BOT_TOKEN", "WEBHOOK_SECRET", "PAYLOAD_SECRET", "METRICS_TOKEN")
-OWNER_SETTINGS = ("CHANNEL_ID", "ADMIN_IDS", "PLANS", "NEVER_REMOVE_IDS")
+SECRETS = ("BOT_TOKEN", "WEBHOOK_SECRET", "PAYLOAD_SECRET", "PAYLOAD_SECRET_PREVIOUS", "METRICS_TOKEN")
+OWNER_SETTINGS = ("CHANNEL_ID", "ADMIN_IDS", "PLANS", "NEVER_REMOVE_IDS", "SUPPORT_TEXT", "TERMS_TEXT")
 # Tuning with sound defaults in the server: unset unless an operator set one.
 TUNING = (
     "DB_POOLED", "DB_POOL_TIMEOUT", "DB_STATEMENT_TIMEOUT_MS", "DB_WAIT_AT_START_SECONDS",

@@ -14,7 +14,7 @@ from local_sandbox.telegram_process import make_emulator
 from main import create_app
 from settings import load_settings, settings_of
 from settings.sandbox import SANDBOX_ADMIN_ID, SANDBOX_CHANNEL_ID
-from stack_harness.bot_env import BOT_TOKEN, WEBHOOK_SECRET
+from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET
 from tests.helpers import build_app, wait_until
 from worker_process import lifecycle
 
@@ -60,7 +60,8 @@ def sandbox(tmp_path):
 
 
 def test_a_real_bot_has_no_page(tmp_path):
-    app = create_app(load_settings({"BOT_TOKEN": BOT_TOKEN, "DATABASE_URL": f"sqlite:///{tmp_path}/bot.sqlite3"}))
+    app = create_app(load_settings({"BOT_TOKEN": BOT_TOKEN, "CHANNEL_ID": str(CHANNEL_ID),
+                                    "DATABASE_URL": f"sqlite:///{tmp_path}/bot.sqlite3"}))
     client = app.test_client()
     assert client.get("/").status_code == 404
     assert client.get("/sandbox/api/world").status_code == 404

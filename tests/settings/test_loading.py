@@ -46,7 +46,7 @@ def test_no_token_on_the_embedded_database_is_the_local_sandbox():
 
 
 def test_a_bot_token_never_starts_the_sandbox():
-    on_sqlite = load_settings({"BOT_TOKEN": GOOD["BOT_TOKEN"]})
+    on_sqlite = load_settings({"BOT_TOKEN": GOOD["BOT_TOKEN"], "CHANNEL_ID": GOOD["CHANNEL_ID"]})
     assert on_sqlite.is_local and not on_sqlite.local_sandbox
     assert on_sqlite.telegram_api_url == "https://api.telegram.org" and on_sqlite.bot_token == GOOD["BOT_TOKEN"]
     assert not load_settings(GOOD).local_sandbox
@@ -112,7 +112,8 @@ def test_a_token_without_a_channel_is_refused_with_a_line_naming_channel_id():
     env = {key: value for key, value in GOOD.items() if key != "CHANNEL_ID"}
     with pytest.raises(ConfigError, match="^CHANNEL_ID is required when BOT_TOKEN is set"):
         load_settings(env)
-    assert load_settings({}).channel_id is None, "local mode without a token needs no channel"
+    sandbox = load_settings({})
+    assert sandbox.local_sandbox and sandbox.channel_id is not None, "the sandbox brings its own demo channel"
 
 
 @pytest.mark.parametrize("env, message", [
