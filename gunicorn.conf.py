@@ -5,6 +5,7 @@ value comes from the validated settings (the settings package), so a bad environ
 stops the server here with one line, before anything forks.
 """
 import logging
+import math
 import os
 import secrets
 import signal
@@ -20,6 +21,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bot-m
 
 from observability.logs import gunicorn_logconfig  # noqa: E402
 from settings import load_settings_or_exit  # noqa: E402
+from settings.telegram import MAX_WEBHOOK_CONNECTIONS  # noqa: E402
 
 settings = load_settings_or_exit()
 if settings.local_sandbox:
@@ -44,10 +46,12 @@ bind = f"{'127.0.0.1' if settings.local_sandbox else '0.0.0.0'}:{settings.port}"
 #       main loop, so a stuck request thread is the watchdog's job, not this.
 #   graceful_timeout - seconds in-flight requests get after SIGTERM/SIGHUP.
 #   keepalive - seconds to hold idle keep-alive connections (Telegram reuses them).
-#   worker_connections - keep-alive connections one worker holds before it
-#       stops accepting: a burst of new connections (Telegram opening its
-#       webhook connections) then spreads over the workers instead of piling
-#       onto whichever accepted first.
+#   worker_connections - connections one worker holds open (idle keep-alive
+#       ones wait in its poller, not in a thread). Telegram opens up to 100
+#       (set-webhook's default max_connections): together the workers hold
+#       them all, and no worker holds much more than its share, so a burst
+#       of new connections spreads over the workers instead of piling onto
+#       whichever accepted first.
 #   max_requests / max_requests_jitter - recycle workers now and then,
 #       at different times, to bound any slow leak.
 worker_class = "gthread"
@@ -56,7 +60,7 @@ threads = settings.gunicorn_threads
 timeout = settings.gunicorn_timeout
 graceful_timeout = 20
 keepalive = 30
-worker_connections = max(16, settings.gunicorn_threads * 4)
+worker_connections = math.ceil(MAX_WEBHOOK_CONNECTIONS / settings.web_concurrency) + settings.gunicorn_threads
 max_requests = settings.max_requests
 max_requests_jitter = max(0, settings.max_requests // 10)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import requests
 
 from bot_outbox.client import BotApiClient, TelegramError, TelegramUnavailable, Timeouts
-from operations.telegram_setup import ALLOWED_UPDATES, BOT_COMMANDS, webhook_max_connections
+from operations.telegram_setup import ALLOWED_UPDATES, BOT_COMMANDS
+from settings.telegram import MAX_WEBHOOK_CONNECTIONS
 from settings import Settings
 from settings.sandbox import SANDBOX_HOST
 
@@ -79,7 +80,7 @@ def wire(settings: Settings, webhook_url: str) -> None:
     try:
         client.call("setWebhook", {
             "url": webhook_url, "secret_token": settings.webhook_secret, "allowed_updates": ALLOWED_UPDATES,
-            "max_connections": webhook_max_connections(settings.web_concurrency, settings.gunicorn_threads)})
+            "max_connections": MAX_WEBHOOK_CONNECTIONS})
         client.call("setMyCommands", {"commands": BOT_COMMANDS})
     except (TelegramError, TelegramUnavailable) as error:
         raise SandboxError(f"local sandbox: wiring the bot to the emulator failed: {error}") from None

@@ -32,11 +32,6 @@ def webhook_url(given: str | None, settings: Settings) -> str:
     return given
 
 
-def webhook_max_connections(workers: int, threads: int) -> int:
-    """As many concurrent deliveries as request threads, within Telegram's 1-100."""
-    return max(1, min(MAX_WEBHOOK_CONNECTIONS, workers * threads))
-
-
 def set_webhook_params(url: str, settings: Settings, drop_pending: bool, max_connections: int | None) -> dict:
     if not settings.webhook_secret:
         raise SetupError("WEBHOOK_SECRET is not set")
@@ -44,7 +39,6 @@ def set_webhook_params(url: str, settings: Settings, drop_pending: bool, max_con
         "url": url,
         "secret_token": settings.webhook_secret,
         "allowed_updates": ALLOWED_UPDATES,
-        "max_connections": max_connections or webhook_max_connections(
-            settings.web_concurrency, settings.gunicorn_threads),
+        "max_connections": max_connections or MAX_WEBHOOK_CONNECTIONS,
         "drop_pending_updates": drop_pending,
     }

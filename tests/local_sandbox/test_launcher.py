@@ -10,7 +10,7 @@ import requests
 
 from local_sandbox.launcher import REAL_BOT_HINT
 from settings.telegram import SECRET_HEADER
-from stack_harness.bot_env import BOT_TOKEN
+from stack_harness.bot_env import BOT_TOKEN, CHANNEL_ID
 from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer
 from stack_harness.real_server import REPO
 from tests.helpers import wait_until
@@ -59,7 +59,7 @@ def test_no_token_starts_the_sandbox_wired_and_says_what_to_open(sandbox_server)
 
 
 def test_a_bot_token_never_starts_the_sandbox_and_says_how_to_run_for_real(tmp_path):
-    env = sandbox_env(tmp_path, BOT_TOKEN=BOT_TOKEN)
+    env = sandbox_env(tmp_path, BOT_TOKEN=BOT_TOKEN, CHANNEL_ID=str(CHANNEL_ID))
     with GunicornServer(REPO, env) as server:
         server.wait_for_log(r"BOT_TOKEN is set, so the local sandbox is off")
         assert REAL_BOT_HINT in server.log_text()
