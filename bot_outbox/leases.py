@@ -58,6 +58,9 @@ class Lease:
     ``expires_at`` is a lower bound on the lease's end in the database: the
     monotonic time taken before the claim (or renewal) was sent, plus the
     lease. The heartbeat moves it on; a failed fence marks the lease lost.
+    Once the sender is ``settling`` the job, a renewal that finds it gone
+    proves nothing (the outcome may just have been recorded): the settle's
+    own fence tells.
     """
 
     def __init__(self, job: ClaimedJob, duration: float, claimed_at: float):
@@ -65,6 +68,7 @@ class Lease:
         self.claimed_at = claimed_at
         self.expires_at = claimed_at + duration
         self.lost = False
+        self.settling = False
         self.past_budget = False
 
     def renewed(self, sent_at: float, duration: float) -> None:
@@ -157,10 +161,15 @@ class LeaseKeeper:
         for lease in due:
             if lease.job.id in renewed:
                 lease.renewed(sent_at, self._lease.total_seconds())
-            elif not lease.lost:
+            elif not lease.settling and self._running(lease) and not lease.lost:
                 lease.lose()
                 log.warning("outbox job %s: its lease was taken over by another sender; this one stops",
                             lease.job.id)
+
+    def _running(self, lease: Lease) -> bool:
+        """Still held: not dropped by its sender since the heartbeat took its snapshot."""
+        with self._lock:
+            return self._held.get(lease.job.id) is lease
 
     def _due(self) -> list[Lease]:
         """Running leases within their budget; a job past it is left to lapse, so a stuck runner frees it."""

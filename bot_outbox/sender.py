@@ -183,6 +183,7 @@ class OutboxSender:
         the fence says another sender holds it, or its budget is long spent.
         ``bugs_raise``: an error that is not an outage is raised, not retried.
         """
+        lease.settling = True
         delay = 0.2
         while True:
             try:

@@ -19,8 +19,9 @@ LOCAL_DATABASE_FILE = "bot.sqlite3"
 BACKGROUND_CONNECTIONS = 2
 # Each worker's /health probe has its own one-connection engine.
 HEALTH_PROBE_CONNECTIONS = 1
-# The most Bot API calls one outbox job makes, with a database transaction
-# after each: an invite creates a link, saves it, sends it. A job's lease is
+# The most Bot API calls one outbox job may make, each followed by a database
+# transaction: the longest runner today makes two (an invite creates a link,
+# saves it, sends it and records that), so this leaves room. A job's lease is
 # renewed for at most that long (``Settings.outbox_runner_seconds``), so a
 # runner stuck for good frees its job instead of holding it forever.
 OUTBOX_CALLS_PER_RUNNER = 4
