@@ -182,10 +182,13 @@ def worker_abort(worker):
 
 
 def child_exit(server, worker):
-    """Master, after a worker is gone: stop counting its live gauges."""
+    """Master, after a worker is gone: stop counting its live gauges, and free
+    the outbox jobs it held at once rather than after their leases."""
+    from bot_outbox import leases
     from observability import metrics
 
     metrics.worker_exited(settings.metrics_dir, worker.pid)
+    leases.release_dead_worker(server.app.wsgi(), worker.pid)
 
 
 def worker_exit(server, worker):

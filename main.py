@@ -72,7 +72,8 @@ def register_workers(app: Flask, settings: Settings) -> None:
     app.extensions["background_slots"] = slots
     app.extensions["outbox_sender"] = OutboxSender(
         app, client, slots, RUNNERS, threads=settings.outbox_senders, poll_seconds=settings.outbox_poll_seconds,
-        lease=timedelta(seconds=settings.outbox_lease_seconds),
+        lease=timedelta(seconds=settings.outbox_lease_seconds), heartbeat=settings.outbox_heartbeat_seconds,
+        max_hold=settings.outbox_runner_seconds, replica=settings.replica_id,
         chat_interval=timedelta(milliseconds=settings.outbox_chat_interval_ms),
         # Telegram's overall pace (~30/s) is shared by every worker.
         pace=RateLimiter(settings.outbox_max_per_second / settings.web_concurrency))

@@ -18,12 +18,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot_outbox import jobs
-from bot_outbox.client import TelegramError
 from bot_outbox.runners import JobContext
 from membership import members, notices
 from models.base import utcnow
 from models.invite import FAILED, JOINED, PENDING, REVOKED, SENT, Invite
-from settings import Settings
+from settings import Settings, current_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,25 +69,18 @@ def revoke_outstanding(session: Session, settings: Settings, user_id: int) -> in
     return len(closed)
 
 
-def run_invite(job, context: JobContext) -> None:
-    try:
-        _make_and_send(job, context)
-    except TelegramError as error:
-        if not error.is_transient:
-            with context.transaction() as session:
-                _refused(session, context.settings, job.payload["invite_id"], job.payload["user_id"], error)
-        raise
-
-
-def _refused(session: Session, settings: Settings, invite_id: int, user_id: int, error: TelegramError) -> None:
-    """Telegram will not make or deliver this invite: the member can ask again, the admins should know."""
+def give_up_invite(session: Session, job, reason: str) -> None:
+    """Telegram will not make or deliver this invite (refused, or failing for a day): the member
+    can ask again with /link, and the admins should know."""
+    invite_id, user_id = job.payload["invite_id"], job.payload["user_id"]
     session.execute(update(Invite).where(Invite.id == invite_id, Invite.status == PENDING).values(status=FAILED))
-    log.error("invite %s of user %s refused by Telegram: %s", invite_id, user_id, error)
-    notices.tell_admins(session, settings, f"Telegram refused the invite of user {user_id}: {error.description}. "
-                                          "Check the bot's admin rights in the channel; the member can use /link.")
+    log.error("invite %s of user %s failed for good: %s", invite_id, user_id, reason)
+    notices.tell_admins(session, current_settings(), f"Telegram refused the invite of user {user_id}: {reason}. "
+                                                     "Check the bot's admin rights in the channel; "
+                                                     "the member can use /link.")
 
 
-def _make_and_send(job, context: JobContext) -> None:
+def run_invite(job, context: JobContext) -> None:
     invite_id, user_id = job.payload["invite_id"], job.payload["user_id"]
     state = dict(job.state or {})
     if "link" not in state:
@@ -130,7 +122,7 @@ def _save_link(context: JobContext, invite_id: int, user_id: int, state: dict) -
                                 .values(link=state["link"]).returning(Invite.id)).first()
         if saved is None:
             _revoke_link(session, context.settings.channel_id, state["link"], owner=user_id)
-        jobs.save_state(session, context.job.id, state)
+        context.save_state(state, session=session)
     return saved is not None
 
 

@@ -20,7 +20,7 @@ from membership import access, entitlements, notices, subscriptions
 from models.base import utcnow
 from models.entitlement import REFUND
 from models.payment import PAID, REFUNDED, REFUNDING, Payment
-from settings import Settings
+from settings import Settings, current_settings
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,9 @@ def run_refund(job, context: JobContext) -> None:
                                           "refunded in full. Please use /plans to buy again.")
 
 
-def give_up_refund(session: Session, settings: Settings, payload: dict, reason: str) -> None:
-    """The outbox gave up on a refund: the charge is not left 'refunding' forever."""
-    _refund_failed(session, settings, payload, reason)
+def give_up_refund(session: Session, job, reason: str) -> None:
+    """The outbox gave up on a refund (failing for a day): the charge is not left 'refunding' forever."""
+    _refund_failed(session, current_settings(), job.payload, reason)
 
 
 def _refund_failed(session: Session, settings: Settings, payload: dict, reason: str) -> None:

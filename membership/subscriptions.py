@@ -146,7 +146,7 @@ def run_subscription_link(job, context: JobContext) -> None:
             offered = get(session, user_id, lock=True)
             if offered is not None and offered.state == PENDING:
                 offered.link = state["link"]
-            jobs.save_state(session, context.job.id, state)
+            context.save_state(state, session=session)
     context.client.call("sendMessage", _link_message(user_id, job.payload["title"], state["link"]))
 
 

@@ -3,7 +3,12 @@
 Handlers insert jobs in the update's own transaction, so a call exists if and
 only if the update's effects were committed. Senders claim a job with a lease
 (``locked_until``), call Telegram holding no database connection, then record
-the outcome; a job whose sender died is claimed again once its lease expires.
+the outcome; a job whose sender died is claimed again once its lease expires,
+or at once when the gunicorn master buries that sender's worker.
+
+Each claim writes a fresh ``claim_token``: every later write of that sender
+(progress, outcome, lease renewal) applies only while the row still carries
+it, so a sender whose lease was taken over can no longer change the job.
 """
 from __future__ import annotations
 
@@ -34,6 +39,11 @@ class OutboxJob(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]
+    # The claim that holds the job: a new random token per claim (the fence),
+    # and its owner, "<replica>:<master pid>:<worker pid>", so the master can
+    # release the jobs of a worker it has just reaped.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    locked_by: Mapped[str | None] = mapped_column(String(160))
     last_error: Mapped[str | None] = mapped_column(Text)
     source_update_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,7 +22,7 @@ WEBHOOK_SECONDS = Histogram(
 )
 OUTBOX_JOBS = Counter(
     "bot_outbox_jobs_total", "Outbox job attempts by outcome",
-    ["kind", "outcome"],  # done, retry, failed
+    ["kind", "outcome"],  # done, retry, failed, lease_lost (another sender holds the job now)
 )
 
 TELEGRAM_CALLS = Counter(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +36,7 @@ from settings.model import (
     HEALTH_PROBE_CONNECTIONS,
     LOCAL_DATABASE_FILE,
     Settings,
+    db_client_timeout_for,
 )
 from settings.plans import PlanError, parse_plans
 from settings.sandbox import is_sandbox, sandbox_values
@@ -128,13 +131,36 @@ def _process_environment() -> dict[str, str]:
     return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
 
 
+def _outbox_lease(env: Mapping[str, str], statement_timeout_ms: int) -> dict:
+    """The outbox lease and its heartbeat; the defaults pass :func:`_check_lease` whatever the database timeouts.
+
+    A sender renews the leases of its running jobs every heartbeat, so the
+    lease only has to outlast a missed renewal, not a whole job: short, so
+    the jobs of a replica that died are taken up again within seconds.
+    """
+    slowest_renewal = db_client_timeout_for(statement_timeout_ms)
+    # The smallest lease above 10 s that outlasts two heartbeats of a fifth of it and the slowest renewal.
+    default_lease = max(10, math.floor(slowest_renewal * 5 / 3) + 1)
+    lease = whole_number(env, "OUTBOX_LEASE_SECONDS", default_lease, 1)
+    return dict(outbox_lease_seconds=lease,
+                outbox_heartbeat_seconds=number(env, "OUTBOX_HEARTBEAT_SECONDS", lease / 5, 0.1))
+
+
 def _check_lease(settings: Settings) -> None:
-    longest_call = settings.telegram_connect_timeout + settings.telegram_read_timeout
-    if settings.outbox_lease_seconds <= longest_call + 1:
+    """A running job's lease must outlast one missed renewal and the slowest next one.
+
+    Otherwise a healthy sender could lose a job it is running, and the job's
+    calls be made twice (the fence keeps its writes single, not its calls).
+    The job's own length does not matter: its lease is renewed for as long as
+    ``Settings.outbox_runner_seconds``, every call and transaction of it.
+    """
+    heartbeat = settings.outbox_heartbeat_seconds
+    needed = 2 * heartbeat + settings.db_client_timeout
+    if settings.outbox_lease_seconds <= needed:
         raise ConfigError(
-            f"OUTBOX_LEASE_SECONDS={settings.outbox_lease_seconds} must exceed the longest Bot API call "
-            f"({longest_call:.0f}s of connect + read timeout) by more than a second, "
-            "or a slow call's job would be sent twice")
+            f"OUTBOX_LEASE_SECONDS={settings.outbox_lease_seconds} must exceed two heartbeats "
+            f"(OUTBOX_HEARTBEAT_SECONDS={heartbeat:g}) plus the slowest database round trip "
+            f"({settings.db_client_timeout:g}s) = {needed:g}s, or a running job's lease could lapse between renewals")
 
 
 def _check_budget(settings: Settings) -> None:
@@ -171,6 +197,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         plans = parse_plans(env.get("PLANS"))
     except PlanError as exc:
         raise ConfigError(f"PLANS is invalid: {exc}") from None
+    statement_timeout_ms = whole_number(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100)
     values = dict(
         bot_token=bot_token,
         webhook_secret=webhook_secret,
@@ -188,10 +215,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         plans_are_demo=not env.get("PLANS", "").strip(),
         db_max_connections=whole_number(env, "DB_MAX_CONNECTIONS", 20, 1),
         db_pool_timeout=number(env, "DB_POOL_TIMEOUT", 3.0, 0.1),
-        db_statement_timeout_ms=whole_number(env, "DB_STATEMENT_TIMEOUT_MS", 2000, 100),
+        db_statement_timeout_ms=statement_timeout_ms,
         telegram_read_timeout=number(env, "TELEGRAM_READ_TIMEOUT", 10.0, 0.1),
         outbox_senders=whole_number(env, "OUTBOX_SENDERS", 4, 1, 64),
-        outbox_lease_seconds=whole_number(env, "OUTBOX_LEASE_SECONDS", 60, 1),
+        **_outbox_lease(env, statement_timeout_ms),
         outbox_max_per_second=number(env, "OUTBOX_MAX_PER_SECOND", 25.0, 0.1),
         outbox_chat_interval_ms=whole_number(env, "OUTBOX_CHAT_INTERVAL_MS", 1000, 0),
         flood_limit_per_minute=whole_number(env, "FLOOD_LIMIT_PER_MINUTE", 30, 0),
@@ -217,6 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         reconcile_interval_seconds=whole_number(env, "RECONCILE_INTERVAL_SECONDS", 3600, 0),
         support_text=_text(env, "SUPPORT_TEXT", DEFAULT_SUPPORT_TEXT),
         terms_text=_text(env, "TERMS_TEXT", DEFAULT_TERMS_TEXT),
+        replica_id=env.get("RAILWAY_REPLICA_ID", "").strip() or socket.gethostname(),
     )
     if is_sandbox(bot_token, database_url):
         values.update(sandbox_values(env, values["port"]))

@@ -28,6 +28,20 @@ DEFAULT_TERMS_TEXT = (
 BACKGROUND_CONNECTIONS = 2
 # Each worker's /health probe has its own one-connection engine.
 HEALTH_PROBE_CONNECTIONS = 1
+# The most Bot API calls one outbox job may make, each followed by a database
+# transaction: the longest runner today makes two (an invite creates a link,
+# saves it, sends it and records that), so this leaves room. A job's lease is
+# renewed for at most that long (``Settings.outbox_runner_seconds``), so a
+# runner stuck for good frees its job instead of holding it forever.
+OUTBOX_CALLS_PER_RUNNER = 4
+
+
+def db_client_timeout_for(statement_timeout_ms: int) -> float:
+    """Seconds any one database round trip may take before the client gives up.
+
+    Longer than statement_timeout, so it only fires when the server itself
+    has stopped answering (database/deadline.py)."""
+    return statement_timeout_ms / 1000 + 1.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,8 @@ class Settings:
     telegram_connect_timeout: float = 3.05
     telegram_read_timeout: float = 10.0
     outbox_senders: int = 4
-    outbox_lease_seconds: int = 60
+    outbox_lease_seconds: int = 10
+    outbox_heartbeat_seconds: float = 2.0
     outbox_max_per_second: float = 25.0
     outbox_chat_interval_ms: int = 1000
     flood_limit_per_minute: int = 30
@@ -88,6 +103,9 @@ class Settings:
     # SQLite database, so Telegram is the emulator the gunicorn master starts.
     local_sandbox: bool = False
     sandbox_telegram_port: int | None = None
+    # Names this machine in an outbox job's owner (with the master's and the
+    # worker's pids): RAILWAY_REPLICA_ID, else the host name.
+    replica_id: str = ""
 
     def plan(self, plan_id: str) -> Plan | None:
         return next((plan for plan in self.plans if plan.id == plan_id), None)
@@ -104,11 +122,13 @@ class Settings:
 
     @property
     def db_client_timeout(self) -> float:
-        """Seconds any one database round trip may take before the client gives up.
+        return db_client_timeout_for(self.db_statement_timeout_ms)
 
-        Longer than statement_timeout, so it only fires when the server itself
-        has stopped answering (database/deadline.py)."""
-        return self.db_statement_timeout_ms / 1000 + 1.0
+    @property
+    def outbox_runner_seconds(self) -> float:
+        """The longest an outbox job may run: each of its calls at its timeouts, each followed by a transaction."""
+        one_step = self.telegram_connect_timeout + self.telegram_read_timeout + self.db_client_timeout
+        return OUTBOX_CALLS_PER_RUNNER * one_step
 
     @property
     def pool_wanted(self) -> int:

@@ -169,3 +169,22 @@ def test_gunicorn_refuses_a_bad_setting_in_one_line(tmp_path, variable, value, f
     assert result.returncode != 0
     lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(first_words), lines
+
+
+def test_the_outbox_lease_outlasts_a_missed_heartbeat_and_the_slowest_renewal():
+    default = load_settings(GOOD)
+    assert (default.outbox_lease_seconds, default.outbox_heartbeat_seconds) == (10, 2.0)
+    assert load_settings({**GOOD, "OUTBOX_LEASE_SECONDS": "30"}).outbox_heartbeat_seconds == 6.0
+    # A slower database gets a longer default lease, never a server that refuses to start.
+    slow = load_settings({**GOOD, "DB_STATEMENT_TIMEOUT_MS": "20000"})
+    assert slow.outbox_lease_seconds > 2 * slow.outbox_heartbeat_seconds + slow.db_client_timeout
+    with pytest.raises(ConfigError, match=r"OUTBOX_LEASE_SECONDS=10 must exceed two heartbeats "
+                                          r"\(OUTBOX_HEARTBEAT_SECONDS=4\) plus the slowest database round trip"):
+        load_settings({**GOOD, "OUTBOX_HEARTBEAT_SECONDS": "4"})
+    # A job's own length is covered by renewals, up to its budget of calls.
+    assert default.outbox_runner_seconds == pytest.approx(4 * (3.05 + 10 + 3))
+
+
+def test_the_outbox_owner_names_the_replica():
+    assert load_settings({**GOOD, "RAILWAY_REPLICA_ID": "replica-7"}).replica_id == "replica-7"
+    assert load_settings(GOOD).replica_id  # the host name otherwise
