@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from membership import entitlements, invoice_payload, reconcile, sweep
 from models.base import db, utcnow
@@ -240,3 +240,20 @@ def _job_done(app, kind: str) -> bool:
     with app.app_context():
         return db.session.scalar(select(OutboxJob.id).where(OutboxJob.kind == kind, OutboxJob.status == DONE)) \
             is not None
+
+
+def test_a_member_who_left_comes_back_with_link_while_their_access_lasts(live):
+    emulator = live.emulator
+    assert buy(emulator, 3015).ok
+    assert emulator.join_via_link(emulator.user(3015), link_in(invite_message(emulator, 3015))).joined
+    assert emulator.leave(emulator.user(3015)).delivered
+    wait_until(lambda: not membership_of(live.app, 3015).in_channel, message="the leave recorded")
+    with live.app.app_context():  # past the cooldown of the link just used
+        db.session.execute(update(Invite).where(Invite.user_id == 3015)
+                           .values(created_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    since = emulator.next_call_index
+    assert "on its way" in emulator.send_message(emulator.user(3015), "/link").delivery.response_call.params["text"]
+    assert emulator.join_via_link(emulator.user(3015), link_in(invite_message(emulator, 3015, since=since))).joined
+    wait_until(lambda: membership_of(live.app, 3015).in_channel, message="back in")
+    assert emulator.calls("banChatMember") == []
