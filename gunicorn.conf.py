@@ -83,7 +83,10 @@ control_socket = settings.control_socket
 #   logconfig_dict - gunicorn's own lines through our handler: LOG_FORMAT=json
 #       (Railway's default) is one JSON object per line on stdout, text goes
 #       to stderr; the bot token is scrubbed from both (observability/logs.py).
+#   logger_class - gunicorn's logger, minus the per-request access-log work
+#       that logconfig_dict would otherwise switch on.
 accesslog = None
+logger_class = "observability.logs.GunicornLogger"
 errorlog = "-"
 loglevel = settings.log_level.lower()
 logconfig_dict = gunicorn_logconfig(settings.log_level, settings.log_format, settings.log_secrets)
