@@ -103,9 +103,7 @@ def _apply(raw: dict) -> Response:
         log.exception("update %s: handler failed; stored as a dead letter", update_id)
         return _quarantine(raw, error)
     WEBHOOK_UPDATES.labels("duplicate" if outcome.duplicate else "processed").inc()
-    queued = jobs.take_enqueued_count(db.session)
-    if queued:
-        current_app.extensions["outbox_sender"].notify(queued)
+    _wake_senders()
     if outcome.webhook_response:
         return jsonify(outcome.webhook_response)
     return Response(status=200)
@@ -113,7 +111,7 @@ def _apply(raw: dict) -> Response:
 
 def _quarantine(raw: dict, error: BaseException) -> Response:
     try:
-        quarantine(db.session, raw, error)
+        quarantine(db.session, current_settings(), raw, error)
         db.session.commit()
     except Exception as store_error:
         db.session.rollback()
@@ -121,7 +119,15 @@ def _quarantine(raw: dict, error: BaseException) -> Response:
             return _outage(raw["update_id"], store_error)
         raise
     WEBHOOK_UPDATES.labels("dead_letter").inc()
+    _wake_senders()
     return Response(status=200)
+
+
+def _wake_senders() -> None:
+    """After a commit: as many senders as the transaction queued jobs."""
+    queued = jobs.take_enqueued_count(db.session)
+    if queued:
+        current_app.extensions["outbox_sender"].notify(queued)
 
 
 def _outage(update_id: int, error: BaseException) -> Response:

@@ -11,7 +11,8 @@ from models.processed_update import ProcessedUpdate
 from models.user import User
 from settings import settings_of
 from settings.telegram import SECRET_HEADER
-from tests.helpers import checked_out, command, count, post_update, sessions_of
+from stack_harness.bot_env import ADMIN_ID
+from tests.helpers import checked_out, command, count, post_update, sessions_of, wait_until
 
 
 @pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}])
@@ -93,6 +94,19 @@ def test_handler_failure_is_dead_lettered_acknowledged_and_releases_the_connecti
     assert checked_out(app) == 0
     # and the next valid update is handled normally
     assert post_update(client, command(14, 45)).json["method"] == "sendMessage"
+
+
+def test_the_admins_hear_of_dead_letters_at_most_once_in_ten_minutes(app, client, emulator):
+    def broken(update_id: int) -> dict:
+        return {"update_id": update_id, "message": {"message_id": 1, "date": 1, "chat": {"id": 46, "type": "private"},
+                                                    "text": "/start", "entities": [{"type": "bot_command"}]}}
+    for update_id in (15, 16, 17):
+        assert post_update(client, broken(update_id)).status_code == 200
+    alert = emulator.wait_for_call("sendMessage", lambda c: c.params["chat_id"] == ADMIN_ID)
+    assert "update 15" in alert.params["text"] and "dead letter" in alert.params["text"]
+    assert count(app, DeadLetter) == 3
+    wait_until(lambda: count(app, OutboxJob, OutboxJob.status == "pending") == 0, message="the outbox drained")
+    assert len([c for c in emulator.calls("sendMessage") if c.params["chat_id"] == ADMIN_ID]) == 1
 
 
 def test_no_connection_is_left_idle_in_transaction(app, client):
