@@ -14,8 +14,9 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from models.base import utcnow
@@ -73,12 +74,25 @@ def claim_next(session: Session, now: datetime | None = None, lease: timedelta =
     claiming process, so its leases can be released when it dies.
     """
     now = now or utcnow()
+    row = session.execute(_claim_statement(), {
+        "now": now, "sent_after": now - chat_interval, "locked_until": now + lease,
+        "claim_token": uuid.uuid4().hex, "owner": owner,
+    }).first()
+    return ClaimedJob(*row) if row else None
+
+
+@cache
+def _claim_statement():
+    """Built once, with bound parameters: senders poll with it, and building it anew (two
+    aliased classes, two EXISTS subqueries) cost more CPU than running it."""
     earlier, sent = aliased(OutboxJob), aliased(OutboxJob)
+    now = bindparam("now", type_=OutboxJob.not_before.type)
     earlier_pending_in_chat = exists().where(
         earlier.status == PENDING, earlier.chat_id == OutboxJob.chat_id, earlier.id < OutboxJob.id
     )
     sent_recently_to_chat = exists().where(
-        sent.chat_id == OutboxJob.chat_id, sent.status == DONE, sent.finished_at > now - chat_interval
+        sent.chat_id == OutboxJob.chat_id, sent.status == DONE,
+        sent.finished_at > bindparam("sent_after", type_=OutboxJob.finished_at.type),
     )
     candidate = (
         select(OutboxJob.id)
@@ -93,16 +107,15 @@ def claim_next(session: Session, now: datetime | None = None, lease: timedelta =
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    row = session.execute(
+    return (
         update(OutboxJob)
         .where(OutboxJob.id == candidate)
-        .values(locked_until=now + lease, attempts=OutboxJob.attempts + 1, claim_token=uuid.uuid4().hex,
-                locked_by=owner)
+        .values(locked_until=bindparam("locked_until", type_=OutboxJob.locked_until.type),
+                attempts=OutboxJob.attempts + 1, claim_token=bindparam("claim_token"), locked_by=bindparam("owner"))
         .returning(OutboxJob.id, OutboxJob.kind, OutboxJob.chat_id, OutboxJob.payload,
                    OutboxJob.state, OutboxJob.attempts, OutboxJob.created_at, OutboxJob.claim_token)
         .execution_options(synchronize_session=False)
-    ).first()
-    return ClaimedJob(*row) if row else None
+    )
 
 
 def lock_if_held(session: Session, job: ClaimedJob) -> bool:
