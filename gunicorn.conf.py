@@ -102,6 +102,7 @@ def on_starting(server):
 
     log.info("starting: %s; control socket %s (gunicornc -s %s); log format %s",
              settings.describe_pool(), settings.control_socket, settings.control_socket, settings.log_format)
+    log.info("%s", settings.describe_database())
     for warning in settings.start_warnings():
         log.warning("CHECK YOUR SETTINGS: %s", warning)
     metrics.clear(settings.metrics_dir)  # counts from an earlier run would be merged in

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -62,6 +63,45 @@ def normalize_database_url(url: str) -> str:
     if scheme.startswith("sqlite"):
         return url
     raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported: use postgresql:// (or postgres://)")
+
+
+# What a transaction-mode pooler's address usually looks like: PgBouncer's
+# default port, or a host named for it (Railway's pgbouncer, Neon's -pooler,
+# Supabase's pooler.supabase.com).
+POOLER_PORT = 6432
+POOLER_HOST_MARKS = ("pgbouncer", "pooler")
+
+
+def _pooler_address(raw_url: str) -> str:
+    """What in DATABASE_URL names a pooler, or "" when it looks like PostgreSQL itself."""
+    try:
+        parts = urlsplit(raw_url)
+        port = parts.port
+    except ValueError:  # a malformed port: the driver will say so in one line at connect
+        return ""
+    host = (parts.hostname or "").lower()
+    if port == POOLER_PORT:
+        return f"DATABASE_URL's port {POOLER_PORT}"
+    if any(mark in host for mark in POOLER_HOST_MARKS):
+        return f"DATABASE_URL's host {host}"
+    return ""
+
+
+def _pooling(env: Mapping[str, str], raw_db_url: str, unpooled: str) -> dict:
+    """Whether DATABASE_URL goes through a transaction-mode pooler, and what says so.
+
+    A pooler disconnects a client whose startup options carry timeouts, so
+    this must be right before the first connection: DB_POOLED wins; else
+    DATABASE_UNPOOLED_URL (Railway sets it exactly when PgBouncer is in
+    front, but it reaches a service only where the service references it);
+    else the URL's look, which still holds when that reference is missing.
+    """
+    if env.get("DB_POOLED", "").strip():
+        return dict(db_pooled=flag(env, "DB_POOLED", False), db_pooled_by="DB_POOLED")
+    if unpooled:
+        return dict(db_pooled=True, db_pooled_by="DATABASE_UNPOOLED_URL is set")
+    sign = _pooler_address(raw_db_url) if raw_db_url else ""
+    return dict(db_pooled=bool(sign), db_pooled_by=sign)
 
 
 # Below this a worker could not serve a request while its background work runs.
@@ -203,8 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
         webhook_secret=webhook_secret,
         database_url=database_url,
         migration_database_url=normalize_database_url(unpooled) if unpooled else database_url,
-        # Railway sets DATABASE_UNPOOLED_URL exactly when DATABASE_URL is pooled.
-        db_pooled=flag(env, "DB_POOLED", bool(unpooled)),
+        **_pooling(env, raw_db_url, unpooled),
         telegram_api_url=http_url(env.get("TELEGRAM_API_URL", "https://api.telegram.org").strip()),
         port=port,
         web_concurrency=whole_number(env, "WEB_CONCURRENCY", 2, 1, 64),

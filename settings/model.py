@@ -53,6 +53,7 @@ class Settings:
     # DATABASE_URL goes through a transaction-mode pooler (PgBouncer): no
     # startup options, no session state; timeouts are then set per transaction.
     db_pooled: bool = False
+    db_pooled_by: str = ""  # what decided db_pooled: DB_POOLED, DATABASE_UNPOOLED_URL or the URL's look
     telegram_api_url: str = "https://api.telegram.org"
     port: int = 8000
     web_concurrency: int = 2
@@ -178,7 +179,28 @@ class Settings:
             warnings.append("PLANS is not set: selling the demo plans at demo prices")
         if not self.admin_ids:
             warnings.append("ADMIN_IDS is not set: nobody can use /stats, /grant, /revoke or /refund")
+        if self.migrates_through_pooler:
+            warnings.append(
+                f"DATABASE_URL goes through a transaction-mode pooler ({self.db_pooled_by}) and "
+                "DATABASE_UNPOOLED_URL is not set: migrations and their advisory lock go through the pooler; "
+                "reference DATABASE_UNPOOLED_URL in the service's variables")
         return warnings
+
+    @property
+    def migrates_through_pooler(self) -> bool:
+        return self.db_pooled and not self.is_local and self.migration_database_url == self.database_url
+
+    def describe_database(self) -> str:
+        """How the server talks to its database, for the log line at start."""
+        if self.is_local:
+            return "database: embedded SQLite (local mode)"
+        if not self.db_pooled:
+            forced = " (DB_POOLED=false)" if self.db_pooled_by else ""
+            return f"database: direct to PostgreSQL{forced}: timeouts as startup options"
+        migrations = ("MIGRATIONS THROUGH THE POOLER (no DATABASE_UNPOOLED_URL)" if self.migrates_through_pooler
+                      else "migrations on DATABASE_UNPOOLED_URL")
+        return (f"database: through a transaction-mode pooler ({self.db_pooled_by}): "
+                f"timeouts set per transaction, {migrations}")
 
     def describe_pool(self) -> str:
         """The budget arithmetic, for the log line at start."""
