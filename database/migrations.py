@@ -17,7 +17,10 @@ from flask import Flask
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from database import pooler
 from database.errors import describe_error
+from models.base import db
+from settings import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +37,17 @@ def upgrade_to_head(app: Flask, wait_seconds: float = 60.0) -> None:
 
     Says once that it is waiting (not every two seconds), and gives up with
     :class:`DatabaseUnreachable`, one line, rather than a driver traceback.
+    So does a pooler that refuses or drops the workers' startup options
+    (database/pooler.py): at once, as waiting would not change it.
     """
     started = time.monotonic()
     warned = False
     while True:
         try:
             with app.app_context():
+                problem = pooler.startup_options_problem(db.engine, settings_of(app))
+                if problem:
+                    raise DatabaseUnreachable(problem)
                 flask_migrate.upgrade()
             return
         except OperationalError as error:

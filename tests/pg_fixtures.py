@@ -6,6 +6,9 @@
   force-dropped afterwards, as a ``postgresql+psycopg2://`` URL.
 * ``fault_cluster`` (function): a private server per test with a database
   ``bot``, for tests that stop, kill, freeze or reconfigure PostgreSQL.
+* ``pgbouncer`` (function): Debian's PgBouncer in transaction mode in front
+  of ``pg_cluster`` (``stack_harness/pgbouncer.py``); skipped, with the one
+  line that says why, where ``pgbouncer`` is not installed.
 
 None of them touches the machine's shared server. See ``stack_harness/pg_cluster.py``.
 """
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from stack_harness.pg_cluster import PgCluster
+from stack_harness.pgbouncer import PgBouncer, PgBouncerNotFound, find_pgbouncer
 
 FAULT_DATABASE = "bot"
 
@@ -53,3 +57,15 @@ def fault_cluster() -> Iterator[PgCluster]:
     with PgCluster() as cluster:
         cluster.create_database(FAULT_DATABASE)
         yield cluster
+
+
+@pytest.fixture
+def pgbouncer(pg_cluster: PgCluster) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the suite's server: ``pgbouncer.url(dbname)``
+    goes through it to any database of ``pg_cluster``. Stopped afterwards whatever happened."""
+    try:
+        find_pgbouncer()
+    except PgBouncerNotFound as missing:
+        pytest.skip(str(missing))
+    with PgBouncer(pg_cluster) as bouncer:
+        yield bouncer
