@@ -142,3 +142,23 @@ def test_two_replicas_together_keep_to_the_limit(two_replicas, emulator):
         owners = db.session.scalars(select(OutboxJob.locked_by).where(OutboxJob.status == DONE)).all()
     assert {owner.split(":")[0] for owner in owners} == {"replica-a", "replica-b"}
     assert busiest_second(times) >= LIMIT - 3
+
+
+def test_local_mode_on_sqlite_sends_at_the_shared_pace(tmp_path, emulator):
+    """The embedded database runs the same schedule: a backlog drains, paced, through real senders."""
+    env = make_env(f"sqlite:///{tmp_path}/bot.sqlite3", emulator.url, OUTBOX_MAX_PER_SECOND=str(LIMIT))
+    app = build_app(env, outbox_poll_seconds=0.1)
+    try:
+        backlog = 30
+        with app.app_context():
+            for n in range(backlog):
+                jobs.enqueue_call(db.session, "sendMessage", {"chat_id": 7000 + n, "text": "hi"}, chat_id=7000 + n)
+            db.session.commit()
+        app.extensions["outbox_sender"].notify(backlog)
+        calls = emulator.wait_for_calls("sendMessage", backlog, timeout=30)
+        wait_until(lambda: count(app, OutboxJob, OutboxJob.status == DONE) == backlog, message="every job done")
+        assert busiest_second([call.time for call in calls]) <= LIMIT
+        with app.app_context():
+            assert db.session.get(OutboxPace, "telegram").next_turn_at > 0
+    finally:
+        lifecycle.shutdown(app)
