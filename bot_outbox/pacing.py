@@ -38,9 +38,8 @@ PACE = "telegram"
 # on a busy machine the scheduler; one call more than another. Spacing
 # ``per_second`` turns over this much more than a second keeps every
 # one-second window at Telegram within ``per_second`` while those delays
-# differ by less than this (measured: up to ~0.1 s with two cores at a load
-# of 15; a few milliseconds on an idle server). The steady pace is
-# ``per_second / 1.1``.
+# differ by less than this (measured in the two-replica test on two shared,
+# overloaded cores: up to 0.05 s). The steady pace is ``per_second / 1.1``.
 JITTER_ALLOWANCE_SECONDS = 0.1
 
 # The database's clock, in seconds since the epoch, read once per statement.
