@@ -14,7 +14,7 @@ from flask import Flask
 import cli
 import models
 from bot_outbox.client import BotApiClient, Timeouts
-from bot_outbox.pacing import RateLimiter
+from bot_outbox.pacing import SharedPace
 from bot_outbox.sender import OutboxSender
 from database.background import BackgroundSlots
 from database.engine import engine_options, install_timeouts
@@ -75,8 +75,8 @@ def register_workers(app: Flask, settings: Settings) -> None:
         lease=timedelta(seconds=settings.outbox_lease_seconds), heartbeat=settings.outbox_heartbeat_seconds,
         max_hold=settings.outbox_runner_seconds, replica=settings.replica_id,
         chat_interval=timedelta(milliseconds=settings.outbox_chat_interval_ms),
-        # Telegram's overall pace (~30/s) is shared by every worker.
-        pace=RateLimiter(settings.outbox_max_per_second / settings.web_concurrency))
+        # Telegram's overall pace (~30/s), one schedule in the database for every worker of every replica.
+        pace=SharedPace(settings.outbox_max_per_second))
     app.extensions["watchdog"] = Watchdog(settings.watchdog_threshold_seconds)
     app.extensions["timers"] = periodic_tasks(app, settings, slots)
 

@@ -23,7 +23,7 @@ from bot_outbox import jobs
 from bot_outbox.client import BotApiClient, TelegramError, TelegramUnavailable
 from bot_outbox.jobs import ClaimedJob
 from bot_outbox.leases import FencedClient, Lease, LeaseKeeper, LeaseLost
-from bot_outbox.pacing import RateLimiter
+from bot_outbox.pacing import SharedPace, Turn
 from bot_outbox.runners import JobContext, JobRunner, RunnerEntry, commit_and_wake, with_plain_calls
 from database.background import BackgroundSlots, background_session
 from database.errors import describe_error, is_transient
@@ -39,7 +39,7 @@ class OutboxSender:
     def __init__(self, app: Flask, client: BotApiClient, slots: BackgroundSlots, runners: Mapping[str, RunnerEntry],
                  *, threads: int, poll_seconds: float, lease: timedelta, heartbeat: float | None = None,
                  max_hold: float | None = None, replica: str = "",
-                 chat_interval: timedelta = timedelta(0), pace: RateLimiter | None = None):
+                 chat_interval: timedelta = timedelta(0), pace: SharedPace | None = None):
         self._app = app
         self._runners = with_plain_calls(runners)
         self._client = client
@@ -102,17 +102,22 @@ class OutboxSender:
         with background_session(self._app, self._slots) as session:
             job = jobs.claim_next(session, lease=self._lease, chat_interval=self._chat_interval,
                                   owner=self._keeper.owner)
+            turn = self._take_turn(session) if job is not None else None
             session.commit()
         if job is None:
             return False
         lease = self._keeper.hold(job, claimed_at)
         try:
-            if self._pace is not None:
-                self._pace.wait_for_turn()
+            if turn is not None:
+                self._pace.wait_for(turn)  # no connection held: the claim has been committed
             self._deliver(job, lease)
         finally:
             self._keeper.drop(lease)
         return True
+
+    def _take_turn(self, session: Session) -> Turn | None:
+        """Telegram's pace, shared by every replica: the turn rides on the claim's transaction."""
+        return self._pace.reserve(session) if self._pace is not None else None
 
     def _deliver(self, job: ClaimedJob, lease: Lease) -> None:
         runner = self._runners.get(job.kind)
