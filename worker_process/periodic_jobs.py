@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask
 
 from bot_outbox import jobs
 from bot_outbox.runners import commit_and_wake, unit_of_work
+from database import leases
 from database.background import BackgroundSlots, background_session
 from membership import reconcile, sweep
 from settings import Settings, settings_of
@@ -14,6 +16,8 @@ from telegram_updates.ledger import prune_ledger
 from worker_process.timers import PeriodicTask
 
 log = logging.getLogger(__name__)
+
+SWEEP_LEASE = "sweep"
 
 
 def prune_job(app: Flask, slots: BackgroundSlots) -> None:
@@ -25,8 +29,17 @@ def prune_job(app: Flask, slots: BackgroundSlots) -> None:
 
 
 def sweep_job(app: Flask, slots: BackgroundSlots) -> None:
+    """Once per interval across every worker of every replica: the first to take the sweep lease.
+
+    Each reminder and removal is claimed row by row, so concurrent sweeps
+    would be safe; the lease only saves them the redundant work. It is never
+    given back: it runs out just before the next interval.
+    """
     settings = settings_of(app)
     with background_session(app, slots) as session:
+        ttl = timedelta(seconds=settings.sweep_interval_seconds * 0.9)
+        if not leases.acquire(session, SWEEP_LEASE, leases.holder_id(), ttl):
+            return
         report = sweep.run(session, settings)
         commit_and_wake(app, session)
     if report.reminded or report.removed:
