@@ -16,22 +16,23 @@ from typing import Iterator
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, pass_script_info, with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot_outbox.client import TelegramError, TelegramUnavailable
+from database import migrations
 from database.errors import describe_error, is_transient
 from membership import reconcile, sweep
 from models.base import db
 from observability import logs
 from operations import doctor, export, stacks, telegram_setup
-from settings import current_settings
+from settings import current_settings, settings_of
 
 
 def register(app: Flask) -> None:
     for command in (set_webhook, webhook_info, set_commands, sweep_command, reconcile_command,
-                    doctor_command, export_command, stacks_command):
+                    doctor_command, export_command, stacks_command, migrate_command):
         app.cli.add_command(command)
 
 
@@ -85,6 +86,23 @@ def set_commands() -> None:
     """Register the bot's command menu (once per deploy, not on every request)."""
     _telegram().call("setMyCommands", {"commands": telegram_setup.BOT_COMMANDS})
     click.echo("command menu set: " + ", ".join("/" + c["command"] for c in telegram_setup.BOT_COMMANDS))
+
+
+@click.command("migrate")
+@pass_script_info
+def migrate_command(info: ScriptInfo) -> None:
+    """Bring the schema to head (what the server does at start; Railway's pre-deploy step).
+
+    Not in an app context of the command's own: the migration pushes one, and
+    contexts are never nested. A database that does not answer is one line.
+    """
+    app = info.load_app()
+    logs.to_stderr()
+    try:
+        migrations.upgrade_to_head(app, wait_seconds=settings_of(app).db_wait_at_start_seconds)
+    except migrations.DatabaseUnreachable as error:
+        raise click.ClickException(f"not migrated: {error}") from None
+    click.echo("schema at head")
 
 
 @operator_command("sweep")

@@ -40,7 +40,7 @@ def main(ctx=None):
         "web",
         build={"builder": "RAILPACK"},
         start=START,
-        preDeploy="flask --app main db upgrade",
+        preDeploy="flask --app main migrate",
         healthcheck="/health",
         healthcheckTimeout=120,
         replicas=1,

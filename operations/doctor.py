@@ -147,7 +147,7 @@ def _database_checks() -> tuple[list[Check], DatabaseFacts]:
         return [reachable, Check("schema", OK, f"at head {', '.join(schema.heads)}")], facts
     current = ", ".join(schema.current) or "empty (never migrated)"
     return [reachable, Check("schema", FAIL, f"at {current}, head is {', '.join(schema.heads)}: "
-                                             "run flask --app main db upgrade")], facts
+                                             "run flask --app main migrate")], facts
 
 
 def _server_limits(connection) -> DatabaseFacts:

@@ -46,7 +46,7 @@ def test_railway_iac_starts_the_procfile_command_with_a_db_aware_health_check():
     web = next(r for r in graph["resources"] if r.get("name") == "web")
     assert web["deploy"]["startCommand"] == procfile_web_command()
     assert web["deploy"]["healthcheckPath"] == "/health"
-    assert web["deploy"]["preDeployCommand"] == ["flask --app main db upgrade"]
+    assert web["deploy"]["preDeployCommand"] == ["flask --app main migrate"]
     assert web["variables"]["DATABASE_URL"]["type"] == "reference"
     assert any(r.get("name") == "postgres" for r in graph["resources"])
 

@@ -73,6 +73,17 @@ def test_sweep_with_the_database_down_is_one_line(emulator):
     assert len(lines) == 1 and lines[0].startswith("Error: database unavailable: OperationalError"), lines
 
 
+def test_migrate_brings_the_schema_to_head_and_a_database_down_is_one_line(pg_database_url, emulator):
+    migrated = flask_cli(make_env(pg_database_url, emulator.url), "migrate")
+    assert migrated.returncode == 0 and "schema at head" in migrated.stdout, migrated.stderr
+    again = flask_cli(make_env(pg_database_url, emulator.url), "migrate")
+    assert again.returncode == 0, again.stderr
+    down = flask_cli(make_env("postgresql://nobody@127.0.0.1:9/none", emulator.url, DB_WAIT_AT_START_SECONDS="0"),
+                     "migrate")
+    lines = [line for line in down.stderr.splitlines() if line.strip()]
+    assert down.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error: not migrated:"), lines
+
+
 def test_set_webhook_defaults_to_the_railway_domain(pg_database_url, emulator):
     env = make_env(pg_database_url, emulator.url, RAILWAY_PUBLIC_DOMAIN="bot-production.up.railway.app")
 
