@@ -24,6 +24,7 @@ from stack_harness.pg_cluster import PgCluster
 PEERS_PROCFILE = "bench/peers/peers.procfile"
 LEAN_DATABASE = "lean"
 LEAN_SCHEMA = REPO / "bench" / "peers" / "lean_schema.sql"
+DEFAULT_DB_MAX_CONNECTIONS = 20  # the server's own default (settings/loading.py)
 START_TIMEOUT = 60.0  # the server migrates a fresh database before its workers fork
 
 
@@ -83,6 +84,9 @@ def environment(spec: Spec, shared: Shared, options: CompareOptions) -> tuple[di
                 {"worker_class": f"aiohttp.GunicornWebWorker x {options.workers} (one event loop each)"})
     env = full_env(shared.pg.url(SERVER_DATABASE), shared.emulator.url, options.point(max(options.connections)))
     shown = {name: env[name] for name in ("DB_MAX_CONNECTIONS", "FLOOD_LIMIT_PER_MINUTE")}
+    if int(env["DB_MAX_CONNECTIONS"]) > DEFAULT_DB_MAX_CONNECTIONS and "DB_MAX_CONNECTIONS" not in options.server_env:
+        shown["DB_MAX_CONNECTIONS"] += (f" (raised from the default {DEFAULT_DB_MAX_CONNECTIONS}, under which the "
+                                        "server refuses this shape; bench/targets.py full_env)")
     return env, {"worker_class": "gthread", **shown, **options.server_env}
 
 
