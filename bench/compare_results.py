@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from bench.measurement import Measurement
 from bench.run_meters import RunCounts
 from bench.server_probes import HealthFigures
+from bench.worker_split import is_balanced
 
 
 @dataclass
@@ -56,7 +57,11 @@ class TargetResult:
         return next((point for point in self.points if point.connections == connections), None)
 
 
-def point_from(m: Measurement, connections: int, health: HealthFigures | None) -> Point:
+SPLIT_HISTORY_NOTE = "connection split during the run"
+MIN_STATEMENT_SHARE = 0.001  # statements rarer than this per update are background work, not the request path
+
+
+def point_from(m: Measurement, connections: int, workers: int, health: HealthFigures | None) -> Point:
     load, cpu, wall = m.load, m.cpu, m.load.seconds or 1.0
     counts: RunCounts = m.counted
     statements = counts.statements
@@ -86,11 +91,18 @@ def point_from(m: Measurement, connections: int, health: HealthFigures | None) -
         sql_per_update=_round(per_update(statements.sql if statements else None)),
         transaction_control_per_update=_round(per_update(statements.transaction_control if statements else None)),
         top_statements_per_update={query: _round(calls / updates) for query, calls in
-                                   (statements.by_text.items() if statements and updates else [])},
+                                   (statements.by_text.items() if statements and updates else [])
+                                   if calls / updates >= MIN_STATEMENT_SHARE},
         split=m.split.typical(),
-        notes=list(m.notes),
+        notes=_notes(m, workers, connections),
         health=health,
     )
+
+
+def _notes(m: Measurement, workers: int, connections: int) -> list[str]:
+    """measure()'s notes, less the split history when every sample was balanced (51/49 after 50/50 says nothing)."""
+    lopsided = any(not is_balanced(split, workers, connections) for split in m.split.samples)
+    return [note for note in m.notes if lopsided or not note.startswith(SPLIT_HISTORY_NOTE)]
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

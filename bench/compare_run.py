@@ -42,7 +42,8 @@ def _measure_all(server: GunicornServer, spec: Spec, shared: Shared, options: Co
             print(f"  {spec.name}: {connections} connections, warm-up + {options.seconds} s ...", flush=True)
             health = HealthPoller(server.url + "/health") if connections == max(options.connections) else None
             measurement = _measure_point(server, spec, shared, options, connections, bodies, ids, health)
-            result.points.append(point_from(measurement, connections, health.figures() if health else None))
+            result.points.append(point_from(measurement, connections, options.workers,
+                                            health.figures() if health else None))
             runs.extend(measurement.all_runs())
     result.rss_end_mib = _rss(server)
     result.peak_db_connections = peak.peak if peak else None
