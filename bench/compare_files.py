@@ -17,7 +17,7 @@ from bench.compare_report import Ratio
 from bench.compare_results import TargetResult
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
-PLOT_STYLE = {"bare": ":", "lean": "--", "naive": "-.", "aiogram": "-.", "server": "-"}
+PLOT_STYLE = {"bare": ":", "lean": "--", "naive": "-.", "aiogram": (0, (5, 2, 1, 2, 1, 2)), "server": "-"}
 
 
 def write_json(path: Path, environment: list[str], options: CompareOptions, results: list[TargetResult],

@@ -56,14 +56,14 @@ def _num(value: float | None, spec: str = ".1f") -> str:
 def results_table(results: list[TargetResult]) -> list[str]:
     header = (f"{'target':<8}{'conns':>6}{'updates/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'non-2xx':>8}"
               f"{'sock err':>9}{'CPU ms/upd':>11}{'SQL/upd':>8}{'B+C/upd':>8}{'split':>8}"
-              "   CPU % of a core: wrk/target/pg/emulator/rest, idle")
+              "   CPU % of a core: wrk/target/pg/emulator/bench/others, idle")
     lines = [header, "-" * len(header)]
     for result in results:
         if result.error:
             lines.append(f"{result.name:<8} did not run: {result.error}")
         for p in result.points:
             cpu = p.cpu_percent
-            spent = "/".join(_num(cpu[key], ".0f") for key in ("wrk", "target", "postgres", "emulator", "rest"))
+            spent = "/".join(_num(cpu[key], ".0f") for key in ("wrk", "target", "postgres", "emulator", "bench", "rest"))
             lines.append(
                 f"{result.name:<8}{p.connections:>6}{p.updates_per_second:>10.1f}{p.latency_ms['p50']:>8.1f}"
                 f"{p.latency_ms['p99']:>8.1f}{p.latency_ms['max']:>8.0f}{p.non_2xx:>8}{p.socket_error_count:>9}"

@@ -25,7 +25,7 @@ class Point:
     non_2xx: int
     socket_errors: dict[str, int]     # connect, read, write, timeout
     cpu_ms_per_update: float | None   # the target's processes (+ PostgreSQL where it has a database)
-    cpu_percent: dict[str, float | None]  # of one core: wrk, target, postgres, emulator, rest; idle in % of all
+    cpu_percent: dict[str, float | None]  # of one core: wrk, target, postgres, emulator, bench, rest; idle: % of all
     sql_per_update: float | None      # statements other than BEGIN/COMMIT/ROLLBACK (pg_stat_statements)
     transaction_control_per_update: float | None
     top_statements_per_update: dict[str, float]
@@ -73,7 +73,8 @@ def point_from(m: Measurement, connections: int, workers: int, health: HealthFig
     def percent(seconds: float | None) -> float | None:
         return None if seconds is None else round(100 * seconds / wall, 1)
 
-    rest = cpu.machine_busy - load.load_cpu_seconds - cpu.server - (cpu.db or 0.0) - counts.emulator_cpu_seconds
+    rest = (cpu.machine_busy - load.load_cpu_seconds - cpu.server - (cpu.db or 0.0) - counts.emulator_cpu_seconds
+            - counts.own_cpu_seconds)
     return Point(
         connections=connections,
         seconds=round(load.seconds, 3),
@@ -86,7 +87,8 @@ def point_from(m: Measurement, connections: int, workers: int, health: HealthFig
         socket_errors={kind: count for kind, count in load.socket_errors.items() if kind != "status"},
         cpu_ms_per_update=_round(per_update(1000 * (cpu.server + (cpu.db or 0.0)))),
         cpu_percent={"wrk": percent(load.load_cpu_seconds), "target": percent(cpu.server), "postgres": percent(cpu.db),
-                     "emulator": percent(counts.emulator_cpu_seconds), "rest": percent(max(0.0, rest)),
+                     "emulator": percent(counts.emulator_cpu_seconds), "bench": percent(counts.own_cpu_seconds),
+                     "rest": percent(max(0.0, rest)),
                      "idle_of_all_cores": round(100 * cpu.machine_idle, 1)},
         sql_per_update=_round(per_update(statements.sql if statements else None)),
         transaction_control_per_update=_round(per_update(statements.transaction_control if statements else None)),

@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+import psutil
 import psycopg
 
 from bench.cpu_meter import tree_cpu_seconds
@@ -62,6 +63,7 @@ class Statements:
 class RunCounts:
     statements: Statements | None  # None for a target without a database
     emulator_cpu_seconds: float
+    own_cpu_seconds: float  # this process: the samplers and the /health poller (wrk is counted apart)
 
 
 class RunMeter:
@@ -71,12 +73,19 @@ class RunMeter:
         self._pg, self._database, self._emulator_pid = pg, database, emulator_pid
         self._statements = statement_calls(pg, database) if database else None
         self._emulator = tree_cpu_seconds(emulator_pid)
+        self._own = _own_cpu_seconds()
 
     def stop(self) -> RunCounts:
         statements = None
         if self._database:
             statements = Statements.between(self._statements, statement_calls(self._pg, self._database))
-        return RunCounts(statements, tree_cpu_seconds(self._emulator_pid) - self._emulator)
+        return RunCounts(statements, tree_cpu_seconds(self._emulator_pid) - self._emulator,
+                         _own_cpu_seconds() - self._own)
+
+
+def _own_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 @dataclass
