@@ -136,9 +136,19 @@ def check_lines(results: list[TargetResult]) -> list[str]:
     return lines
 
 
+DISTURBED_PERCENT = 15.0  # others' processes took this much of a core during a run: its figures are low
+
+
 def note_lines(results: list[TargetResult]) -> list[str]:
-    return [f"{result.name} at {point.connections}: {note}"
-            for result in results for point in result.points for note in point.notes]
+    lines = [f"{result.name} at {point.connections}: {note}"
+             for result in results for point in result.points for note in point.notes]
+    for result in results:
+        for point in result.points:
+            others = point.cpu_percent.get("rest") or 0.0
+            if others >= DISTURBED_PERCENT:
+                lines.append(f"{result.name} at {point.connections}: other processes took {others:.0f}% of a core "
+                             "during the run: its figures are low; run again at a quieter moment")
+    return lines
 
 
 def problems(results: list[TargetResult]) -> list[str]:
