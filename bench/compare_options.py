@@ -23,6 +23,7 @@ class CompareOptions:
     latency: float
     server_env: dict[str, str]
     any_split: bool
+    disturbed_retries: int
     results_dir: Path
 
     def point(self, connections: int) -> Options:
@@ -67,11 +68,15 @@ def parse_args(argv: list[str] | None = None, *, description: str | None = None)
     parser.add_argument("--any-split", action="store_true",
                         help="measure however the connections land on the workers (default: restart a run "
                              "whose connections landed lopsided, see bench/worker_split.py)")
+    parser.add_argument("--disturbed-retries", type=int, default=2,
+                        help="measure a point again, at most this many times, while other processes took a "
+                             "share of the cores during it; the least disturbed run is kept (default 2)")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
                         help="where compare.json and compare.png go (default bench/results)")
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.workers < 1 or args.threads < 1 or args.users < 1 or args.latency < 0:
-        parser.error("need --seconds, --workers, --threads, --users >= 1 and --latency >= 0")
+    if args.seconds < 1 or args.workers < 1 or args.threads < 1 or args.users < 1 or args.latency < 0 \
+            or args.disturbed_retries < 0:
+        parser.error("need --seconds, --workers, --threads, --users >= 1, --latency and --disturbed-retries >= 0")
     if min(args.connections) < args.wrk_threads or args.wrk_threads < 1:
         parser.error("every --connections value must be >= --wrk-threads >= 1")
     server_env = {}
@@ -81,4 +86,5 @@ def parse_args(argv: list[str] | None = None, *, description: str | None = None)
             parser.error(f"--server-env wants NAME=VALUE, got {item!r}")
         server_env[name] = value
     return CompareOptions(args.seconds, args.connections, args.targets, args.workers, args.threads,
-                          args.wrk_threads, args.users, args.latency, server_env, args.any_split, args.results_dir)
+                          args.wrk_threads, args.users, args.latency, server_env, args.any_split,
+                          args.disturbed_retries, args.results_dir)

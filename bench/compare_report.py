@@ -147,7 +147,7 @@ def note_lines(results: list[TargetResult]) -> list[str]:
             others = point.cpu_percent.get("rest") or 0.0
             if others >= DISTURBED_PERCENT:
                 lines.append(f"{result.name} at {point.connections}: other processes took {others:.0f}% of a core "
-                             "during the run: its figures are low; run again at a quieter moment")
+                             "during the kept run: its figures are low; run again at a quieter moment")
     return lines
 
 

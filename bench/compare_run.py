@@ -5,7 +5,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from bench.compare_options import CompareOptions
-from bench.compare_results import TargetResult, point_from
+from bench.compare_report import DISTURBED_PERCENT
+from bench.compare_results import Point, TargetResult, point_from
 from bench.compare_targets import Shared, Spec, start_target
 from bench.ledger import LedgerCheck, check_ledger, settle
 from bench.measurement import IdRuns, Measurement, measure
@@ -39,12 +40,7 @@ def _measure_all(server: GunicornServer, spec: Spec, shared: Shared, options: Co
     peak = PeakConnections(shared.pg, spec.database) if spec.database else None
     with peak or nullcontext():
         for connections in options.connections:
-            print(f"  {spec.name}: {connections} connections, warm-up + {options.seconds} s ...", flush=True)
-            health = HealthPoller(server.url + "/health") if connections == max(options.connections) else None
-            measurement = _measure_point(server, spec, shared, options, connections, bodies, ids, health)
-            result.points.append(point_from(measurement, connections, options.workers,
-                                            health.figures() if health else None))
-            runs.extend(measurement.all_runs())
+            result.points.append(_least_disturbed_point(server, spec, shared, options, connections, bodies, ids, runs))
     result.rss_end_mib = _rss(server)
     result.peak_db_connections = peak.peak if peak else None
     if peak and peak.error:
@@ -54,6 +50,36 @@ def _measure_all(server: GunicornServer, spec: Spec, shared: Shared, options: Co
     troubled = result.check_ok is False or any(p.non_2xx or p.socket_error_count for p in result.points)
     if troubled or result.workers_replaced:
         result.log_tail = server.log_tail(LOG_TAIL_LINES)
+
+
+def _least_disturbed_point(server: GunicornServer, spec: Spec, shared: Shared, options: CompareOptions,
+                           connections: int, bodies: Path, ids: IdRuns, runs: list[LoadResult]) -> Point:
+    """Measure; while other processes took a share of the cores (DISTURBED_PERCENT), measure again.
+
+    The machine is shared: a run during someone else's test suite measures
+    them as much as the target. At most ``options.disturbed_retries`` more
+    runs; the least disturbed one is kept. Every run's answers go to ``runs``
+    (they all reached the target's database or Telegram).
+    """
+    kept: Point | None = None
+    others_seen = []
+    for attempt in range(1 + options.disturbed_retries):
+        print(f"  {spec.name}: {connections} connections, warm-up + {options.seconds} s ...", flush=True)
+        health = HealthPoller(server.url + "/health") if connections == max(options.connections) else None
+        measurement = _measure_point(server, spec, shared, options, connections, bodies, ids, health)
+        runs.extend(measurement.all_runs())
+        point = point_from(measurement, connections, options.workers, health.figures() if health else None)
+        others = point.cpu_percent["rest"] or 0.0
+        others_seen.append(f"{others:.0f}%")
+        if kept is None or others < (kept.cpu_percent["rest"] or 0.0):
+            kept = point
+        if others < DISTURBED_PERCENT:
+            break
+    assert kept is not None
+    if len(others_seen) > 1:
+        kept.notes.append(f"measured {len(others_seen)} times: other processes took {', '.join(others_seen)} of a "
+                          "core; kept the least disturbed run")
+    return kept
 
 
 def _measure_point(server: GunicornServer, spec: Spec, shared: Shared, options: CompareOptions, connections: int,
