@@ -24,6 +24,7 @@ class CompareOptions:
     server_env: dict[str, str]
     any_split: bool
     disturbed_retries: int
+    quiet_wait: float
     results_dir: Path
 
     def point(self, connections: int) -> Options:
@@ -71,12 +72,16 @@ def parse_args(argv: list[str] | None = None, *, description: str | None = None)
     parser.add_argument("--disturbed-retries", type=int, default=2,
                         help="measure a point again, at most this many times, while other processes took a "
                              "share of the cores during it; the least disturbed run is kept (default 2)")
+    parser.add_argument("--quiet-wait", type=float, default=30.0,
+                        help="before measuring a disturbed point again, wait at most this many seconds for the "
+                             "machine to calm down (default 30)")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
                         help="where compare.json and compare.png go (default bench/results)")
     args = parser.parse_args(argv)
     if args.seconds < 1 or args.workers < 1 or args.threads < 1 or args.users < 1 or args.latency < 0 \
-            or args.disturbed_retries < 0:
-        parser.error("need --seconds, --workers, --threads, --users >= 1, --latency and --disturbed-retries >= 0")
+            or args.disturbed_retries < 0 or args.quiet_wait < 0:
+        parser.error("need --seconds, --workers, --threads, --users >= 1; --latency, --disturbed-retries, "
+                     "--quiet-wait >= 0")
     if min(args.connections) < args.wrk_threads or args.wrk_threads < 1:
         parser.error("every --connections value must be >= --wrk-threads >= 1")
     server_env = {}
@@ -87,4 +92,4 @@ def parse_args(argv: list[str] | None = None, *, description: str | None = None)
         server_env[name] = value
     return CompareOptions(args.seconds, args.connections, args.targets, args.workers, args.threads,
                           args.wrk_threads, args.users, args.latency, server_env, args.any_split,
-                          args.disturbed_retries, args.results_dir)
+                          args.disturbed_retries, args.quiet_wait, args.results_dir)

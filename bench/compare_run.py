@@ -1,8 +1,11 @@
 """One target's part of the comparison: start it, measure it at each concurrency, check it, stop it."""
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from pathlib import Path
+
+import psutil
 
 from bench.compare_options import CompareOptions
 from bench.compare_report import DISTURBED_PERCENT
@@ -17,6 +20,7 @@ from bench.wrk_load import LoadResult
 from stack_harness.gunicorn_server import GunicornHarnessError, GunicornServer
 
 LOG_TAIL_LINES = 40
+QUIET_PERCENT = 15.0  # of all cores, busy between runs: about a third of one core
 
 
 def bench_target(spec: Spec, shared: Shared, options: CompareOptions, bodies: Path, ids: IdRuns) -> TargetResult:
@@ -64,6 +68,8 @@ def _least_disturbed_point(server: GunicornServer, spec: Spec, shared: Shared, o
     kept: Point | None = None
     others_seen = []
     for attempt in range(1 + options.disturbed_retries):
+        if attempt:
+            _wait_for_quiet(options.quiet_wait)
         print(f"  {spec.name}: {connections} connections, warm-up + {options.seconds} s ...", flush=True)
         health = HealthPoller(server.url + "/health") if connections == max(options.connections) else None
         measurement = _measure_point(server, spec, shared, options, connections, bodies, ids, health)
@@ -80,6 +86,22 @@ def _least_disturbed_point(server: GunicornServer, spec: Spec, shared: Shared, o
         kept.notes.append(f"measured {len(others_seen)} times: other processes took {', '.join(others_seen)} of a "
                           "core; kept the least disturbed run")
     return kept
+
+
+def _wait_for_quiet(seconds: float) -> None:
+    """Before measuring again, give other people's work up to ``seconds`` to calm down.
+
+    Between runs the target is idle, so what keeps the cores busy is others'.
+    """
+    deadline = time.monotonic() + seconds
+    said = False
+    while time.monotonic() < deadline:
+        busy = psutil.cpu_percent(interval=1.0)
+        if busy < QUIET_PERCENT:
+            return
+        if not said:
+            print(f"  (the machine is {busy:.0f}% busy with other work: waiting up to {seconds:.0f} s)", flush=True)
+            said = True
 
 
 def _measure_point(server: GunicornServer, spec: Spec, shared: Shared, options: CompareOptions, connections: int,
