@@ -1,8 +1,10 @@
-"""The full server's ledger check: one processed_updates row per acknowledged update.
+"""The ledger check: one processed_updates row per acknowledged update.
 
 The reply to a ``/start`` greets the user by first name, and the benchmark's
 first names end in ``#<update_id>``, so wrk (bench/webhook.lua) knows which
 update each answer acknowledged; this module compares that with the database.
+It serves the full server (database ``bench``) and the comparison's lean peer
+(its own database, same table names, no outbox).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class LedgerCheck:
     unanswered: int         # ids sent without a 2xx answer (in flight when wrk stopped)
     rows_unanswered: int    # of those, how many the server committed after wrk left
     users: int
-    outbox: int
+    outbox: int | None      # None where the database has no outbox (the lean peer)
 
     @property
     def rows_acknowledged(self) -> int:
@@ -36,33 +38,34 @@ class LedgerCheck:
         return self.rows_acknowledged == self.acknowledged
 
 
-def settle(pg: PgCluster) -> None:
+def settle(pg: PgCluster, database: str = DATABASE) -> None:
     """Wait until requests still in flight when wrk stopped have committed (or given up)."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     last = -1
     while time.monotonic() < deadline:
-        rows = ledger_rows(pg)
+        rows = ledger_rows(pg, database)
         if rows == last:
             return
         last = rows
         time.sleep(0.5)
 
 
-def ledger_rows(pg: PgCluster) -> int:
-    return pg.execute("SELECT count(*) FROM processed_updates", dbname=DATABASE)[0][0]
+def ledger_rows(pg: PgCluster, database: str = DATABASE) -> int:
+    return pg.execute("SELECT count(*) FROM processed_updates", dbname=database)[0][0]
 
 
-def check_ledger(pg: PgCluster, runs: list[LoadResult]) -> LedgerCheck:
+def check_ledger(pg: PgCluster, runs: list[LoadResult], database: str = DATABASE) -> LedgerCheck:
     """One ledger row per acknowledged update; ids wrk left unanswered are reported apart."""
     unanswered = sorted({update_id for run in runs for update_id in run.unanswered_ids})
     rows_unanswered = pg.execute(
         "SELECT count(*) FROM processed_updates WHERE update_id = ANY(%s::bigint[])", [unanswered],
-        dbname=DATABASE)[0][0]
+        dbname=database)[0][0]
+    has_outbox = pg.execute("SELECT to_regclass('outbox') IS NOT NULL", dbname=database)[0][0]
     return LedgerCheck(
         acknowledged=sum(run.ok for run in runs),
-        rows=ledger_rows(pg),
+        rows=ledger_rows(pg, database),
         unanswered=len(unanswered),
         rows_unanswered=rows_unanswered,
-        users=pg.execute("SELECT count(*) FROM users", dbname=DATABASE)[0][0],
-        outbox=pg.execute("SELECT count(*) FROM outbox", dbname=DATABASE)[0][0],
+        users=pg.execute("SELECT count(*) FROM users", dbname=database)[0][0],
+        outbox=pg.execute("SELECT count(*) FROM outbox", dbname=database)[0][0] if has_outbox else None,
     )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from bench.cpu_meter import CpuFigures, CpuMeter
 from bench.options import Options
@@ -35,6 +36,7 @@ class Measurement:
     rejected: list[tuple[Split, LoadResult]]  # runs cut short for a lopsided connection split
     split: SplitSampler
     notes: list[str] = field(default_factory=list)
+    counted: Any = None  # what the ``meter`` given to ``measure`` counted over the kept run, if one was
 
     def all_runs(self) -> list[LoadResult]:
         """Every wrk run against this target: each one's answers reached the database."""
@@ -52,19 +54,28 @@ class IdRuns:
         return self._runs * RUN_ID_SPACING
 
 
+class Meter(Protocol):
+    """Started with the CPU meter of each measured run; ``stop()`` says what it counted."""
+
+    def stop(self) -> Any: ...
+
+
 def measure(name: str, server: GunicornServer, bodies: Path, ids: IdRuns, options: Options, *, track: bool,
-            db_pid: int | None = None, during: Callable[[], AbstractContextManager[None]] = nullcontext) -> Measurement:
+            db_pid: int | None = None, during: Callable[[], AbstractContextManager[None]] = nullcontext,
+            meter: Callable[[], Meter] | None = None) -> Measurement:
     """Warm up, then one measured wrk run whose connections are spread over the workers.
 
     A run whose connections landed lopsided is stopped after SPLIT_CHECK_SECONDS
-    and started again (unless --any-split): see bench/worker_split.py. CPU
-    and the connection split are counted over the kept run only.
+    and started again (unless --any-split): see bench/worker_split.py. CPU,
+    the connection split and ``meter`` (e.g. SQL statements) are counted over
+    the kept run only.
     """
     common = dict(connections=options.connections, threads=options.wrk_threads, track=track)
     warmup = run_wrk(server.url, bodies, first_id=ids.next_first_id(), seconds=WARMUP_SECONDS, **common)
     rejected: list[tuple[Split, LoadResult]] = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         cpu = CpuMeter(server.master_pid, db_pid)
+        extra = meter() if meter else None
         with WrkRun(server.url, bodies, first_id=ids.next_first_id(), seconds=options.seconds, **common) as run:
             time.sleep(SPLIT_CHECK_SECONDS)
             split = connection_split(server)
@@ -75,8 +86,9 @@ def measure(name: str, server: GunicornServer, bodies: Path, ids: IdRuns, option
             with during(), SplitSampler(server, min_connections=options.connections // 2) as sampler:
                 load = run.wait()
                 figures = cpu.stop()
+                counted = extra.stop() if extra else None
             break
-    measurement = Measurement(name, load, figures, warmup, rejected, sampler)
+    measurement = Measurement(name, load, figures, warmup, rejected, sampler, counted=counted)
     if rejected:
         splits = ", ".join(format_split(split) for split, _ in rejected)
         measurement.notes.append(f"restarted the measured run {len(rejected)} time(s) after "

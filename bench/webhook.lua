@@ -16,7 +16,7 @@
 
 local STRIDE = 100000000
 -- The reply to a /start greets the sender by first name, "Bench0417 #<update_id>".
-local ECHO = "Bench%d%d%d%d #(%d+)!"
+local ECHO = "Bench%d+ #(%d+)!"
 
 -- Main state: every thread, to collect their counters in done().
 local threads = {}

@@ -31,6 +31,10 @@ THREAD_NAME = "botapi-emulator-http"
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out as two writes. With Nagle's algorithm the
+    # body waited for the client's delayed ACK of the headers: 40 ms more on
+    # every call over a keep-alive connection (requests, telebot).
+    disable_nagle_algorithm = True
     timeout = IDLE_CONNECTION_TIMEOUT  # an idle keep-alive connection is closed after this
     server: "EmulatorHTTPServer"
 
