@@ -45,7 +45,7 @@ from bench.measurement import WARMUP_SECONDS, IdRuns
 from bench.report import code_version
 from bench.run_meters import CLUSTER_SETTINGS, enable_statement_counts
 from bench.targets import BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET, postgres_description
-from bench.wrk_load import LoadToolError, wrk_version, write_bodies_file
+from bench.wrk_load import LoadToolError, write_bodies_file, wrk_version
 from stack_harness.pg_cluster import PgCluster, PgClusterError
 
 

@@ -147,4 +147,3 @@ def _ledger_lines(ledger: LedgerCheck, unmatched: int) -> list[str]:
         + ("" if ledger.outbox is None else f"; outbox rows: {ledger.outbox} (0 expected: replies ride on answers)"),
     ]
     return lines
-

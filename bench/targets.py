@@ -17,7 +17,6 @@ from bench.measurement import SPLIT_CHECK_SECONDS, IdRuns, Measurement, measure
 from bench.options import Options
 from bench.worker_split import busiest_worker
 from botapi_emulator import BotApiEmulator
-from settings import BACKGROUND_CONNECTIONS, HEALTH_PROBE_CONNECTIONS
 from stack_harness.gunicorn_server import GunicornServer
 from stack_harness.pg_cluster import PgCluster
 
@@ -45,21 +44,19 @@ def bench_bare(options: Options, bodies: Path, ids: IdRuns) -> Measurement:
 def full_env(database_url: str, api_url: str, options: Options) -> dict[str, str]:
     """The real server's settings: defaults except what the benchmark must set.
 
-    The connection budget is raised only if --workers/--threads need more
-    than the default DB_MAX_CONNECTIONS allows (the server refuses to start
-    otherwise). The per-user flood limit is off: 1000 users sharing hundreds
+    The connection budget is the server's default (DB_MAX_CONNECTIONS=20):
+    any shape fits it, threads sharing connections when they must. The
+    per-user flood limit is off: 1000 users sharing hundreds
     of updates per second would each pass 30 a minute within a minute, and
     the server would then answer without its /start reply, which is not the
     path measured here (the flood counter's SQL still runs on every update).
     """
-    per_worker = options.threads + BACKGROUND_CONNECTIONS + HEALTH_PROBE_CONNECTIONS
     return {
         "BOT_TOKEN": BOT_TOKEN,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "TELEGRAM_API_URL": api_url,
         "DATABASE_URL": database_url,
         "CHANNEL_ID": str(CHANNEL_ID),
-        "DB_MAX_CONNECTIONS": str(max(20, options.workers * per_worker)),
         **FIXED_SERVER_ENV,
         **shape_env(options),
         **options.server_env,
