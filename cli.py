@@ -175,19 +175,20 @@ def stacks_command() -> None:
 @click.argument("text", required=False)
 @click.option("--to", "audience", type=click.Choice(AUDIENCES), default="active", show_default=True,
               help="active: members now; expired: had a membership, not now; all: everyone who talked to the bot.")
-@click.option("--resume", "resume", is_flag=False, flag_value="last", default=None, metavar="[ID]",
-              help="Queue what an interrupted run did not: broadcast ID, or the latest with this text and audience.")
+@click.option("--resume", is_flag=True,
+              help="Queue what an earlier run did not: the latest broadcast with this text and audience, or --id.")
+@click.option("--id", "broadcast_id", type=click.IntRange(1), default=None, help="With --resume: this broadcast.")
 @click.option("--no-wait", is_flag=True, help="Queue and return; the running server sends.")
 @click.option("--stall-seconds", type=click.FloatRange(1), default=120, show_default=True,
               help="Stop following when nothing is delivered for this long.")
-def broadcast_command(text: str | None, audience: str, resume: str | None, no_wait: bool,
+def broadcast_command(text: str | None, audience: str, resume: bool, broadcast_id: int | None, no_wait: bool,
                       stall_seconds: float) -> None:
     """Send TEXT to an audience through the outbox, once per recipient; the server must be running to send.
 
     Users who blocked the bot are skipped and marked. Ctrl-C stops following,
     not sending: the server goes on, and --resume queues what was not queued.
     """
-    target = _broadcast_target(text, audience, resume)
+    target = _broadcast_target(text, audience, resume, broadcast_id)
     queued = broadcast.queue_all(db.session, target)
     broadcast_id, audience = target.id, target.audience
     db.session.rollback()  # the reads above opened a transaction: nothing is held while following
@@ -206,17 +207,14 @@ def broadcast_command(text: str | None, audience: str, resume: str | None, no_wa
     click.echo(f"broadcast {broadcast_id}: {final.sent} sent, {final.failed} failed of {final.total}")
 
 
-def _broadcast_target(text: str | None, audience: str, resume: str | None):
-    if resume is None or resume == "last":
-        if not text:
-            raise click.UsageError("give the TEXT to send (or --resume ID)")
-    if resume is None:
+def _broadcast_target(text: str | None, audience: str, resume: bool, broadcast_id: int | None):
+    if broadcast_id is not None and not resume:
+        raise click.UsageError("--id names the broadcast to --resume")
+    if not text and broadcast_id is None:
+        raise click.UsageError("give the TEXT to send (or --resume --id N)")
+    if not resume:
         return broadcast.create(db.session, text, audience)
-    if resume == "last":
-        return broadcast.find_to_resume(db.session, None, text, audience)
-    if not resume.isdigit():
-        raise click.BadParameter(f"{resume!r} is not a broadcast id", param_hint="--resume")
-    return broadcast.find_to_resume(db.session, int(resume), None, audience)
+    return broadcast.find_to_resume(db.session, broadcast_id, text, audience)
 
 
 def _read_progress(broadcast_id: int) -> broadcast.Progress:
