@@ -13,7 +13,7 @@ from models.base import db
 from models.broadcast import FAILED, SENT, BroadcastRecipient
 from models.membership import Membership
 from models.user import User
-from operations.broadcast import Progress, Stalled, follow, progress_line
+from operations.broadcast import Progress, Stalled, create, follow, progress_line, queue_chunk
 from stack_harness.bot_env import make_env
 from stack_harness.real_server import flask_cli, running_server
 from tests.helpers import build_app
@@ -122,3 +122,18 @@ def test_following_reports_rate_and_gives_up_when_nothing_moves():
     assert shown[0] == (0, None)
     assert shown[1][0] == 5 and shown[1][1] > 0
     assert progress_line(Progress(10, 4, 1), rate=2.5).endswith("5/10 sent 4 failed 1  2.5/s  ETA 0:02")
+
+
+def test_a_run_interrupted_after_one_chunk_resumes_with_the_rest_and_nobody_twice(app, live, runner, emulator):
+    _seed(app)
+    with app.app_context():
+        interrupted = create(db.session, "Half way", "active")
+        queued, _ = queue_chunk(db.session, interrupted, after=0, limit=1)  # then the operator's Ctrl-C
+        db.session.commit()
+    assert queued == 1
+
+    result = runner.invoke(args=["broadcast", "--resume", "--id", "1"])
+    assert result.exit_code == 0, result.output
+    assert "broadcast 1 to active: 1 newly queued" in result.output
+    assert "2 sent, 0 failed of 2" in result.output
+    assert _texts_to(emulator, "Half way") == sorted(ACTIVE_IDS)
