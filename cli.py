@@ -26,13 +26,14 @@ from database.errors import describe_error, is_transient
 from membership import reconcile, sweep
 from models.base import db
 from observability import logs
-from operations import doctor, export, stacks, telegram_setup
+from models.broadcast import AUDIENCES
+from operations import broadcast, doctor, export, stacks, telegram_setup
 from settings import current_settings, settings_of
 
 
 def register(app: Flask) -> None:
     for command in (set_webhook, webhook_info, set_commands, sweep_command, reconcile_command,
-                    doctor_command, export_command, stacks_command, migrate_command):
+                    doctor_command, export_command, stacks_command, migrate_command, broadcast_command):
         app.cli.add_command(command)
 
 
@@ -50,7 +51,7 @@ def operator_command(name: str):
                 raise click.ClickException(f"database unavailable: {describe_error(error)}") from None
             except (TelegramError, TelegramUnavailable) as error:
                 raise click.ClickException(f"Telegram: {error}") from None
-            except (telegram_setup.SetupError, stacks.StacksError) as error:
+            except (telegram_setup.SetupError, stacks.StacksError, broadcast.BroadcastError) as error:
                 raise click.ClickException(str(error)) from None
         return click.command(name)(with_appcontext(run))
     return decorate
@@ -168,6 +169,75 @@ def stacks_command() -> None:
     signalled = stacks.request_dumps(server)
     click.echo(f"asked workers {', '.join(map(str, signalled)) or '(none)'} of master {server.master_pid} "
                f"(control socket {socket_path}) for their stacks; they are in the server's log")
+
+
+@operator_command("broadcast")
+@click.argument("text", required=False)
+@click.option("--to", "audience", type=click.Choice(AUDIENCES), default="active", show_default=True,
+              help="active: members now; expired: had a membership, not now; all: everyone who talked to the bot.")
+@click.option("--resume", is_flag=True,
+              help="Queue what an earlier run did not: the latest broadcast with this text and audience, or --id.")
+@click.option("--id", "broadcast_id", type=click.IntRange(1), default=None, help="With --resume: this broadcast.")
+@click.option("--no-wait", is_flag=True, help="Queue and return; the running server sends.")
+@click.option("--stall-seconds", type=click.FloatRange(1), default=120, show_default=True,
+              help="Stop following when nothing is delivered for this long.")
+def broadcast_command(text: str | None, audience: str, resume: bool, broadcast_id: int | None, no_wait: bool,
+                      stall_seconds: float) -> None:
+    """Send TEXT to an audience through the outbox, once per recipient; the server must be running to send.
+
+    Users who blocked the bot are skipped and marked. Ctrl-C stops following,
+    not sending: the server goes on, and --resume queues what was not queued.
+    """
+    target = _broadcast_target(text, audience, resume, broadcast_id)
+    queued = broadcast.queue_all(db.session, target)
+    broadcast_id, audience = target.id, target.audience
+    db.session.rollback()  # the reads above opened a transaction: nothing is held while following
+    click.echo(f"broadcast {broadcast_id} to {audience}: {queued} newly queued", err=True)
+    if no_wait:
+        click.echo(f"broadcast {broadcast_id}: queued; the running server sends it")
+        return
+    try:
+        final = broadcast.follow(lambda: _read_progress(broadcast_id), _progress_printer(),
+                                 stall_seconds=stall_seconds)
+    except broadcast.Stalled as stalled:
+        raise click.ClickException(f"{stalled} (broadcast {broadcast_id} goes on when the server runs)") from None
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped following broadcast {broadcast_id}; the server goes on sending", err=True)
+        raise SystemExit(130) from None
+    click.echo(f"broadcast {broadcast_id}: {final.sent} sent, {final.failed} failed of {final.total}")
+
+
+def _broadcast_target(text: str | None, audience: str, resume: bool, broadcast_id: int | None):
+    if broadcast_id is not None and not resume:
+        raise click.UsageError("--id names the broadcast to --resume")
+    if not text and broadcast_id is None:
+        raise click.UsageError("give the TEXT to send (or --resume --id N)")
+    if not resume:
+        return broadcast.create(db.session, text, audience)
+    return broadcast.find_to_resume(db.session, broadcast_id, text, audience)
+
+
+def _read_progress(broadcast_id: int) -> broadcast.Progress:
+    """One short transaction per reading: no connection is held between polls."""
+    try:
+        return broadcast.progress(db.session, broadcast_id)
+    finally:
+        db.session.rollback()
+
+
+def _progress_printer():
+    """A bar redrawn in place on a terminal; otherwise a plain line whenever the count moves."""
+    tty = sys.stderr.isatty()
+    last = []
+
+    def show(progress: broadcast.Progress, rate: float | None) -> None:
+        line = broadcast.progress_line(progress, rate)
+        if tty:
+            click.echo("\r" + line, nl=progress.done, err=True)
+        elif not last or last[-1] != progress.finished or progress.done:
+            click.echo(line, err=True)
+            last.append(progress.finished)
+    return show
 
 
 def _parse_moment(text: str | None) -> datetime | None:

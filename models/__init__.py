@@ -7,7 +7,8 @@ the metadata (the app factory calls it, for Alembic's autogenerate too).
 import importlib
 
 MODEL_MODULES = ("user", "processed_update", "outbox", "dead_letter", "payment", "membership", "invite", "entitlement",
-                 "lease", "star_cursor", "subscription", "outbox_pace")
+                 "lease", "star_cursor", "subscription", "outbox_pace",
+                 "broadcast")
 
 
 def load_all() -> None:

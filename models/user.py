@@ -25,3 +25,6 @@ class User(db.Model):
     # Flood control: updates counted in the minute that started at window_started_at.
     window_started_at: Mapped[datetime | None]
     updates_in_window: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When a send to the user was refused with 403 (they blocked the bot): broadcasts skip them.
+    # Cleared when they talk to the bot again.
+    blocked_at: Mapped[datetime | None]

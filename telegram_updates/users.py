@@ -66,6 +66,8 @@ def upsert_statement(insert, rows: Select | None = None):
         "first_name": statement.excluded.first_name,
         "language_code": statement.excluded.language_code,
         "last_seen_at": statement.excluded.last_seen_at,
+        # They wrote to us, so they no longer block the bot: broadcasts reach them again.
+        "blocked_at": None,
         "updates_in_window": case((in_window, users.c.updates_in_window + 1), else_=1),
         "window_started_at": case((in_window, users.c.window_started_at), else_=statement.excluded.window_started_at),
     }).returning(users.c.updates_in_window)
