@@ -25,8 +25,8 @@ from database import migrations
 from database.errors import describe_error, is_transient
 from membership import reconcile, sweep
 from models.base import db
-from observability import logs
 from models.broadcast import AUDIENCES
+from observability import logs
 from operations import broadcast, doctor, export, stacks, telegram_setup
 from settings import current_settings, settings_of
 

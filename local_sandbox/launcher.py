@@ -18,9 +18,9 @@ import requests
 
 from bot_outbox.client import BotApiClient, TelegramError, TelegramUnavailable, Timeouts
 from operations.telegram_setup import ALLOWED_UPDATES, BOT_COMMANDS
-from settings.telegram import MAX_WEBHOOK_CONNECTIONS
 from settings import Settings
 from settings.sandbox import SANDBOX_HOST
+from settings.telegram import MAX_WEBHOOK_CONNECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_SECONDS = 15.0

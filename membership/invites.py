@@ -32,6 +32,8 @@ INVITE_JOB = "invite"
 LINK_NAME_LIMIT = 32
 # /link hands out at most one fresh link per member in this time.
 FRESH_LINK_COOLDOWN = timedelta(minutes=10)
+# A lost admin right fails every invite: the admins hear of it once per this.
+INVITE_ALERT_EVERY = timedelta(minutes=10)
 OUTSTANDING = (PENDING, SENT)
 
 
@@ -75,9 +77,10 @@ def give_up_invite(session: Session, job, reason: str) -> None:
     invite_id, user_id = job.payload["invite_id"], job.payload["user_id"]
     session.execute(update(Invite).where(Invite.id == invite_id, Invite.status == PENDING).values(status=FAILED))
     log.error("invite %s of user %s failed for good: %s", invite_id, user_id, reason)
-    notices.tell_admins(session, current_settings(), f"Telegram refused the invite of user {user_id}: {reason}. "
-                                                     "Check the bot's admin rights in the channel; "
-                                                     "the member can use /link.")
+    notices.alert_admins(session, current_settings(), "invite-failed", (
+        f"Telegram refused the invite of user {user_id}: {reason}. Check the bot's admin rights in the channel; "
+        f"the member can use /link. Later failures in the next {INVITE_ALERT_EVERY.seconds // 60} minutes "
+        "are logged without a message."), at_most_every=INVITE_ALERT_EVERY)
 
 
 def run_invite(job, context: JobContext) -> None:
