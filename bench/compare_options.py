@@ -5,7 +5,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.options import Options
+from bench.options import Options, server_env_of
 
 TARGET_ORDER = ("bare", "lean", "naive", "aiogram", "server")
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,12 +84,7 @@ def parse_args(argv: list[str] | None = None, *, description: str | None = None)
                      "--quiet-wait >= 0")
     if min(args.connections) < args.wrk_threads or args.wrk_threads < 1:
         parser.error("every --connections value must be >= --wrk-threads >= 1")
-    server_env = {}
-    for item in args.server_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            parser.error(f"--server-env wants NAME=VALUE, got {item!r}")
-        server_env[name] = value
+    server_env = server_env_of(parser, args.server_env)
     return CompareOptions(args.seconds, args.connections, args.targets, args.workers, args.threads,
                           args.wrk_threads, args.users, args.latency, server_env, args.any_split,
                           args.disturbed_retries, args.quiet_wait, args.results_dir)

@@ -34,11 +34,17 @@ def parse_args(argv: list[str] | None = None, *, description: str | None = None)
     args = parser.parse_args(argv)
     if args.seconds < 1 or args.connections < args.wrk_threads or args.wrk_threads < 1:
         parser.error("need --seconds >= 1 and --connections >= --wrk-threads >= 1")
+    server_env = server_env_of(parser, args.server_env)
+    return Options(args.seconds, args.connections, args.workers, args.threads, args.wrk_threads,
+                   server_env, args.profile, args.any_split)
+
+
+def server_env_of(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    """The repeated ``--server-env NAME=VALUE`` options as a dict; a malformed one is a usage error."""
     server_env = {}
-    for item in args.server_env:
+    for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
             parser.error(f"--server-env wants NAME=VALUE, got {item!r}")
         server_env[name] = value
-    return Options(args.seconds, args.connections, args.workers, args.threads, args.wrk_threads,
-                   server_env, args.profile, args.any_split)
+    return server_env
