@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 
 from sqlalchemy import func, select, text
 
@@ -72,3 +73,9 @@ def enqueue(app, *calls: tuple[str, dict, int | None]) -> list[int]:
         ids = [job.id for job in queued]
     app.extensions["outbox_sender"].notify(len(ids))
     return ids
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most events in any one-second window [t, t + 1), t anywhere (it suffices to start at an event)."""
+    times = sorted(times)
+    return max((bisect_left(times, start + 1.0) - index for index, start in enumerate(times)), default=0)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import threading
-from bisect import bisect_left
 
 import pytest
 from sqlalchemy import create_engine, select, text
@@ -15,16 +14,10 @@ from models.base import db
 from models.outbox import DONE, OutboxJob
 from models.outbox_pace import OutboxPace
 from stack_harness.bot_env import make_env
-from tests.helpers import build_app, count, wait_until
+from tests.helpers import build_app, busiest_second, count, wait_until
 from worker_process import lifecycle
 
 LIMIT = 20
-
-
-def busiest_second(times: list[float]) -> int:
-    """The most events in any one-second window [t, t + 1), t anywhere (it suffices to start at an event)."""
-    times = sorted(times)
-    return max((bisect_left(times, start + 1.0) - index for index, start in enumerate(times)), default=0)
 
 
 def race_for_turns(engine, pace: SharedPace, racers: int) -> list[Turn]:
