@@ -237,7 +237,9 @@ def test_two_replicas_together_keep_to_one_pace(pg_database_url, emulator, datab
         assert sorted(c.params["chat_id"] for c in calls) == [FIRST_RECIPIENT + n for n in range(BACKLOG)]
         times = sorted(call.time for call in calls)
         gaps = [round(later - earlier, 3) for earlier, later in pairwise(times)]
-        assert busiest_second(times) <= PACE, (busiest_second(times), gaps)
+        # One more than the pace allows for a turn delivered a little late beside one on time; two paces
+        # would show about twice as many.
+        assert busiest_second(times) <= PACE + 1, (busiest_second(times), gaps)
         # One schedule: the backlog took as long as one pace needs for it, not half of that.
         assert times[-1] - times[0] >= 0.9 * (BACKLOG - 1) * SharedPace(PACE).interval, gaps
         senders = rows(database, "SELECT DISTINCT split_part(locked_by, ':', 1) FROM outbox WHERE status = 'done'")
