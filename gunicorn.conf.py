@@ -38,7 +38,9 @@ log = logging.getLogger("lifecycle")
 bind = f"{'127.0.0.1' if settings.local_sandbox else '0.0.0.0'}:{settings.port}"
 
 # Worker processes
-#   worker_class - gthread: each worker serves `threads` requests at once.
+#   worker_class - gthread: each worker serves `threads` requests at once;
+#       health probes get two threads of their own, so a monitor's probe
+#       never queues behind webhook updates (worker_process/probe_lane.py).
 #   workers / threads - WEB_CONCURRENCY / GUNICORN_THREADS; each worker's
 #       database pool is sized from them (see settings.model.Settings.pool_size).
 #   timeout - seconds the master waits for a worker's heartbeat before
@@ -54,7 +56,7 @@ bind = f"{'127.0.0.1' if settings.local_sandbox else '0.0.0.0'}:{settings.port}"
 #       whichever accepted first.
 #   max_requests / max_requests_jitter - recycle workers now and then,
 #       at different times, to bound any slow leak.
-worker_class = "gthread"
+worker_class = "worker_process.probe_lane.ProbeLaneWorker"
 workers = settings.web_concurrency
 threads = settings.gunicorn_threads
 timeout = settings.gunicorn_timeout

@@ -85,7 +85,7 @@ def environment(spec: Spec, shared: Shared, options: CompareOptions) -> tuple[di
     env = full_env(shared.pg.url(SERVER_DATABASE), shared.emulator.url, options.point(max(options.connections)))
     shown = {"DB_MAX_CONNECTIONS": env.get("DB_MAX_CONNECTIONS", f"{DEFAULT_DB_MAX_CONNECTIONS} (the default)"),
              "FLOOD_LIMIT_PER_MINUTE": env["FLOOD_LIMIT_PER_MINUTE"]}
-    return env, {"worker_class": "gthread", **shown, **options.server_env}
+    return env, {"worker_class": "gthread, probes in a lane of their own", **shown, **options.server_env}
 
 
 def prepare_database(spec: Spec, pg: PgCluster) -> None:
