@@ -3,23 +3,23 @@
 ``handle_update`` runs inside the webhook request's app context and its one
 database transaction; the route commits. Handlers never call Telegram: they
 add calls to ``replies()`` (see telegram_updates/replies.py) or queue outbox jobs.
-Pre-checkout queries are the exception to the database part: they are
-answered from the invoice payload alone (see ``answer_pre_checkout``).
+Two kinds of update skip the session: pre-checkout queries, answered from
+the invoice payload alone (``answer_pre_checkout``), and the commands that
+read only the settings, whose intake is their only statement (``SETTINGS_ONLY_COMMANDS``).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 from flask import Flask, g
 from telebot import TeleBot, types, util
 
-from database.background import background_session
-from database.errors import describe_error
 from membership import access, admin, billing, checkout, invites, members, payment_support, refunds, subscriptions
 from models.base import db
 from settings import Settings, current_settings
-from telegram_updates import intake
+from telegram_updates import flood, intake
 from telegram_updates.ledger import update_kind
 from telegram_updates.replies import Replies
 from telegram_updates.users import sender_of, set_referral_source
@@ -27,9 +27,6 @@ from telegram_updates.users import sender_of, set_referral_source
 # Parses and dispatches only; it never makes a request, so its token is unused.
 # threaded=False runs handlers in the request thread, inside its app context.
 bot = TeleBot("0:dispatch-only", threaded=False)
-log = logging.getLogger(__name__)
-# How long noting a checkout may wait for a background connection slot.
-CHECKOUT_NOTE_WAIT = 0.25
 
 # Kinds with handlers below. Other kinds are acknowledged without parsing,
 # which also shields us from parser bugs in kinds we do not use (e.g.
@@ -53,47 +50,98 @@ ADMIN_HELP = ("Admin commands: /stats, /grant <user_id> <days>, /revoke <user_id
               "/renewal <user_id> on|off")
 NOT_ADMIN = "Sorry, that command is for the channel's admins."
 SLOW_DOWN = "You are sending messages too fast. Please wait a minute, then try again."
-THROTTLED_KINDS = frozenset({"message", "callback_query"})
+# Commands whose handlers read only the settings: an update carrying one
+# costs its intake alone, without the ORM session (_handle_from_settings).
+SETTINGS_ONLY_COMMANDS = frozenset({"start", "help", "plans", "terms"})
 
 
 @dataclass(frozen=True)
 class Outcome:
     duplicate: bool
     webhook_response: dict | None = None
+    used_session: bool = True  # else it was handled in a transaction of its own, already committed
+
+
+class DatabaseOffTransaction(RuntimeError):
+    """A handler on the settings-only path used the session, outside the transaction of the update's intake."""
 
 
 def handle_update(raw: dict) -> Outcome:
-    """Apply one update in the current transaction (the caller commits)."""
-    session = db.session
+    """Apply one update in the current transaction (the caller commits, see ``Outcome.used_session``)."""
     kind = update_kind(raw)
     sender = sender_of(raw, kind)
+    if not _needs_database(raw, kind):
+        return _handle_from_settings(raw, kind, sender)
+    session = db.session
     recent = intake.admit(session, raw["update_id"], kind, sender)
     if recent is None:
         return Outcome(duplicate=True)
     g.replies = Replies(raw["update_id"])
-    if _flooding(raw, kind, recent):
-        if recent == settings().flood_limit_per_minute + 1:
-            g.replies.send_message(sender["id"], SLOW_DOWN)
-    elif kind in HANDLED_KINDS:
-        bot.process_new_updates([types.Update.de_json(raw)])
+    _dispatch(raw, kind, sender, recent)
     response = g.replies.flush(session, allow_ride=settings().reply_via_webhook_response)
     return Outcome(duplicate=False, webhook_response=response)
 
 
-def _flooding(raw: dict, kind: str, recent: int) -> bool:
-    """Over the per-minute limit; payments are never throttled (pre-checkouts never get here)."""
+def _handle_from_settings(raw: dict, kind: str, sender: dict | None) -> Outcome:
+    """An update whose handler reads nothing but the settings: no session, one reply riding on the answer.
+
+    The intake (ledger row, user, flood counter) and the handler share a
+    transaction of their own, committed before the answer. A handler that
+    touched the session here would write outside it, so it is refused (the
+    update becomes a dead letter).
+    """
+    with intake.admitted_alone(db.engine, raw["update_id"], kind, sender) as recent:
+        if recent is None:
+            return Outcome(duplicate=True, used_session=False)
+        g.replies = Replies(raw["update_id"])
+        session_was_open = _session_open()
+        _dispatch(raw, kind, sender, recent)
+        if _session_open() and not session_was_open:
+            raise DatabaseOffTransaction(
+                f"update {raw['update_id']}: its handler used the session; it must not be in SETTINGS_ONLY_COMMANDS")
+        response = g.replies.rider_alone()
+    return Outcome(duplicate=False, webhook_response=response, used_session=False)
+
+
+def _dispatch(raw: dict, kind: str, sender: dict | None, recent: int) -> None:
+    """Run the update's handler, or tell a flooding sender to slow down (once a minute)."""
     limit = settings().flood_limit_per_minute
-    if not limit or recent <= limit or kind not in THROTTLED_KINDS:
+    if flood.over_limit(raw, kind, recent, limit):
+        if flood.first_over(recent, limit):
+            g.replies.send_message(sender["id"], SLOW_DOWN)
+    elif kind in HANDLED_KINDS:
+        bot.process_new_updates([types.Update.de_json(raw)])
+
+
+def _needs_database(raw: dict, kind: str) -> bool:
+    """False for a private text whose handler reads only the settings, when its reply can ride on the answer.
+
+    That is a command of SETTINGS_ONLY_COMMANDS (but /start with a referral
+    code, which is stored), or text that is no command (on_anything_else).
+    Matched with pyTelegramBotAPI's own command parsing, as its dispatch does.
+    """
+    message = raw.get("message") if kind == "message" else None
+    text = message.get("text") if message else None
+    if not isinstance(text, str) or not settings().reply_via_webhook_response:
+        return True
+    if (message.get("chat") or {}).get("type") != "private":
+        return True
+    if not util.is_command(text):
         return False
-    message = raw.get("message") or {}
-    return "successful_payment" not in message and "refunded_payment" not in message
+    command = util.extract_command(text)
+    return command not in SETTINGS_ONLY_COMMANDS or (command == "start" and bool(util.extract_arguments(text)))
 
 
-def answer_pre_checkout(raw: dict) -> tuple[dict, int, bool]:
-    """The answerPreCheckoutQuery for a pre-checkout update: (method, payer id, accepted).
+def _session_open() -> bool:
+    return db.session.registry.has() and db.session().in_transaction()
+
+
+def answer_pre_checkout(raw: dict) -> tuple[dict, Callable[[Flask], None] | None]:
+    """The answerPreCheckoutQuery for a pre-checkout update, and what to do once it is sent, if anything.
 
     No database: Telegram cancels the payment unless we answer within 10 s,
-    so the verdict comes from the signed payload alone.
+    so the verdict comes from the signed payload alone. An accepted payer is
+    noted afterwards (checkout.note_checkout), so the sweep spares them.
     """
     query = types.PreCheckoutQuery.de_json(raw["pre_checkout_query"])
     refusal = billing.pre_checkout_verdict(settings(), query.from_user.id, query.currency, query.total_amount,
@@ -101,23 +149,8 @@ def answer_pre_checkout(raw: dict) -> tuple[dict, int, bool]:
     answer = {"method": "answerPreCheckoutQuery", "pre_checkout_query_id": query.id, "ok": refusal is None}
     if refusal:
         answer["error_message"] = refusal
-    return answer, query.from_user.id, refusal is None
-
-
-def note_checkout(app: Flask, user_id: int) -> None:
-    """Remember that ``user_id`` passed pre-checkout. Best effort, after the answer is sent.
-
-    Runs as the response closes, on the request's thread but outside its app
-    context, so it takes a background slot and an app context of its own, and
-    waits for the slot only briefly: a burst of pre-checkouts must not hold
-    request threads (the sweep's grace period covers a note not taken).
-    """
-    try:
-        with background_session(app, app.extensions["background_slots"], wait=CHECKOUT_NOTE_WAIT) as session:
-            checkout.remember_checkout(session, user_id)
-            session.commit()
-    except Exception as error:  # the payment goes on without this; the sweep's grace period covers it
-        log.warning("could not note the checkout of user %s: %s", user_id, describe_error(error))
+        return answer, None
+    return answer, partial(checkout.note_checkout, user_id=query.from_user.id)
 
 
 def settings() -> Settings:

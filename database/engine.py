@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
@@ -17,6 +18,8 @@ from settings import Settings
 
 # A connection idle longer than this is checked with a round trip before use.
 PING_AFTER_IDLE_SECONDS = 10.0
+# Engines whose time limits are set at the start of each transaction (behind a transaction-mode pooler).
+_limited_per_transaction: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def engine_options(settings: Settings) -> dict:
@@ -63,6 +66,7 @@ def install_timeouts(engine: Engine, settings: Settings) -> None:
             f"SET LOCAL statement_timeout = {int(settings.db_statement_timeout_ms)}; "
             f"SET LOCAL idle_in_transaction_session_timeout = {int(settings.db_idle_in_transaction_timeout_ms)}"
         )
+        _limited_per_transaction.add(engine)
 
         @event.listens_for(engine, "begin")
         def _limit_transaction(connection):
@@ -77,6 +81,11 @@ def install_timeouts(engine: Engine, settings: Settings) -> None:
                                 connect_seconds=settings.db_connect_timeout)
 
     _ping_after_idle(engine)
+
+
+def limits_need_a_transaction(engine: Engine) -> bool:
+    """True where the time limits travel as SET LOCAL at BEGIN: a statement outside a transaction has none."""
+    return engine in _limited_per_transaction
 
 
 def _ping_after_idle(engine: Engine) -> None:

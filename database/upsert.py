@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Executable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -18,16 +18,29 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _built: dict[tuple[str, str], Executable] = {}
 
 
+def dialect_name(on: Session | Connection) -> str:
+    """``postgresql`` or ``sqlite``: what a session or a connection talks to."""
+    return (on if isinstance(on, Connection) else on.get_bind()).dialect.name
+
+
 def insert_for(session: Session, table):
     """The dialect's insert construct, which knows ``on_conflict_do_*``."""
     return _INSERTS[session.get_bind().dialect.name](table)
 
 
-def run_prepared(session: Session, name: str, build: Callable[[Callable], Executable], params: dict):
-    """Execute statement ``name`` (made by ``build(insert)`` once per dialect) in the session's transaction."""
-    connection = session.connection()
-    key = (name, connection.dialect.name)
+def run_prepared(on: Session | Connection, name: str, build: Callable[[Callable], Executable], params: dict):
+    """Execute statement ``name`` (made by ``build(insert)`` once per dialect) on a Core connection.
+
+    ``on`` is a session (the statement joins its transaction) or a connection.
+    """
+    connection = on if isinstance(on, Connection) else on.connection()
+    return connection.execute(prepared(connection.dialect.name, name, build), params)
+
+
+def prepared(dialect_name: str, name: str, build: Callable[[Callable], Executable]) -> Executable:
+    """Statement ``name``, made by ``build(insert)`` once per dialect."""
+    key = (name, dialect_name)
     statement = _built.get(key)
     if statement is None:
-        statement = _built[key] = build(_INSERTS[connection.dialect.name])
-    return connection.execute(statement, params)
+        statement = _built[key] = build(_INSERTS[dialect_name])
+    return statement

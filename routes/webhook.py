@@ -76,18 +76,17 @@ def too_large(_error):
 def _answer_pre_checkout(raw: dict) -> Response:
     """Answered before and without the database: Telegram allows 10 s, whatever our DB does.
 
-    Answering twice is harmless, so no dedupe. After the answer is sent, the
-    checkout is noted (best effort) so the expiry sweep spares a payer whose
-    payment may be on its way.
+    Answering twice is harmless, so no dedupe. Whatever the handler leaves
+    for afterwards (noting the checkout, best effort) runs once the answer is sent.
     """
     try:
-        answer, payer_id, accepted = telegram_handler.answer_pre_checkout(raw)
+        answer, afterwards = telegram_handler.answer_pre_checkout(raw)
     except (KeyError, TypeError, ValueError, AttributeError):
         return _rejected(400, "malformed pre_checkout_query")
     response = jsonify(answer)
-    if accepted:
+    if afterwards is not None:
         app = current_app._get_current_object()
-        response.call_on_close(lambda: telegram_handler.note_checkout(app, payer_id))
+        response.call_on_close(lambda: afterwards(app))
     return response
 
 
@@ -95,7 +94,8 @@ def _apply(raw: dict) -> Response:
     update_id = raw["update_id"]
     try:
         outcome = telegram_handler.handle_update(raw)
-        db.session.commit()
+        if outcome.used_session:
+            db.session.commit()
     except Exception as error:
         db.session.rollback()
         if is_transient(error):
@@ -103,7 +103,8 @@ def _apply(raw: dict) -> Response:
         log.exception("update %s: handler failed; stored as a dead letter", update_id)
         return _quarantine(raw, error)
     WEBHOOK_UPDATES.labels("duplicate" if outcome.duplicate else "processed").inc()
-    _wake_senders()
+    if outcome.used_session:
+        _wake_senders()
     if outcome.webhook_response:
         return jsonify(outcome.webhook_response)
     return Response(status=200)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy.orm import Session
 
 from database.upsert import run_prepared
@@ -28,7 +28,7 @@ def update_kind(raw: dict) -> str:
     return "empty"
 
 
-def claim_update(session: Session, update_id: int, kind: str, now: datetime | None = None) -> bool:
+def claim_update(session: Session | Connection, update_id: int, kind: str, now: datetime | None = None) -> bool:
     """True if this update is new and is now ours to handle in this transaction."""
     params = {"update_id": update_id, "kind": kind, "now": now or utcnow()}
     return run_prepared(session, "claim_update", claim_statement, params).first() is not None

@@ -52,6 +52,13 @@ class Replies:
                                     source_update_id=self.update_id)
         return {"method": rider.method, **rider.params} if rider else None
 
+    def rider_alone(self) -> dict | None:
+        """The webhook response, for an update handled outside a transaction: no call may need the outbox."""
+        rider = self._pick_rider()
+        if any(call is not rider for call in self.calls):
+            raise ValueError(f"update {self.update_id}: {len(self.calls)} calls, and only one can ride on the answer")
+        return {"method": rider.method, **rider.params} if rider else None
+
     def _pick_rider(self) -> Call | None:
         if len(self.calls) == 1 and self.calls[0].method in RIDEABLE:
             return self.calls[0]

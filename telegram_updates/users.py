@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, bindparam, case, literal, select
+from sqlalchemy import Connection, Select, bindparam, case, literal, select
 from sqlalchemy.orm import Session
 
 from database.upsert import run_prepared
@@ -34,7 +34,7 @@ def sender_fields(sender: dict) -> dict:
     }
 
 
-def remember_user(session: Session, sender: dict, now: datetime | None = None) -> int:
+def remember_user(session: Session | Connection, sender: dict, now: datetime | None = None) -> int:
     """Upsert the user; returns how many updates they sent in the current minute.
 
     The flood counter rides on the same statement, so it costs no extra round
