@@ -27,8 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-from sqlalchemy import Connection, Engine, Executable
+from sqlalchemy import Connection, Engine, Executable, exc
 
 from database.engine import limits_need_a_transaction
 
@@ -52,9 +53,11 @@ class FusedTransaction:
 
     def first_row(self, statement: DriverStatement, values: dict) -> tuple | None:
         """Run the transaction's first statement, BEGIN in front of it; its first row."""
-        with self.connection.connection.driver_connection.cursor() as cursor:
-            cursor.execute(statement.sql_after_begin, statement.parameters(values))
-            return cursor.fetchone()
+        parameters = statement.parameters(values)
+        with _as_sqlalchemy_errors(self.connection, statement.sql_after_begin, parameters):
+            with self.connection.connection.driver_connection.cursor() as cursor:
+                cursor.execute(statement.sql_after_begin, parameters)
+                return cursor.fetchone()
 
 
 @contextmanager
@@ -69,21 +72,49 @@ def transaction(engine: Engine) -> Iterator[FusedTransaction]:
         return
     with engine.connect() as connection:
         driver = connection.connection.driver_connection
-        driver.autocommit = True
         try:
+            with _as_sqlalchemy_errors(connection, "(autocommit on)", None):
+                driver.autocommit = True  # psycopg2 then sends no BEGIN of its own
             yield FusedTransaction(connection, fused=True)
-            _run(driver, "COMMIT")
+            with _as_sqlalchemy_errors(connection, "COMMIT", None):
+                _run(driver, "COMMIT")
         finally:
-            _end_in_idle(driver)
+            _end_in_idle(connection, driver)
 
 
-def _end_in_idle(driver) -> None:
-    """Roll back whatever is still open, and hand the connection back as the pool lent it."""
-    if driver.closed:
-        return  # a failed round trip closed it; the pool discards it
-    if driver.info.transaction_status != TRANSACTION_STATUS_IDLE:
-        _run(driver, "ROLLBACK")  # psycopg2's rollback() does nothing in autocommit mode
-    driver.autocommit = False
+@contextmanager
+def _as_sqlalchemy_errors(connection: Connection, statement: str, parameters: dict | None) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy raises them, a broken connection invalidated, as its own execution does.
+
+    The webhook tells an outage (503, Telegram redelivers) from a bug (dead
+    letter) by SQLAlchemy's exception types, and the pool must not lend out
+    a connection the deadline or the network closed.
+    """
+    try:
+        yield
+    except psycopg2.Error as error:
+        driver = connection.connection.driver_connection
+        broken = bool(driver.closed) or connection.dialect.is_disconnect(error, driver, None)
+        if broken:
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(statement, parameters, error, psycopg2.Error, hide_parameters=True,
+                                      connection_invalidated=broken, dialect=connection.dialect) from error
+
+
+def _end_in_idle(connection: Connection, driver) -> None:
+    """Roll back whatever is still open, and hand the connection back as the pool lent it.
+
+    Runs on the way out of a failure too, so it raises nothing: a connection
+    it cannot clean is invalidated, and the pool discards it.
+    """
+    if connection.invalidated or driver.closed:
+        return
+    try:
+        if driver.info.transaction_status != TRANSACTION_STATUS_IDLE:
+            _run(driver, "ROLLBACK")  # psycopg2's rollback() does nothing in autocommit mode
+        driver.autocommit = False
+    except psycopg2.Error as error:
+        connection.invalidate(error)
 
 
 def _run(driver, command: str) -> None:
