@@ -70,7 +70,7 @@ def handle_update(raw: dict) -> Outcome:
     """Apply one update in the current transaction (the caller commits, see ``Outcome.used_session``)."""
     kind = update_kind(raw)
     sender = sender_of(raw, kind)
-    if not _needs_database(raw, kind):
+    if sender is not None and not _needs_database(raw, kind):
         return _handle_from_settings(raw, kind, sender)
     session = db.session
     recent = intake.admit(session, raw["update_id"], kind, sender)
@@ -82,7 +82,7 @@ def handle_update(raw: dict) -> Outcome:
     return Outcome(duplicate=False, webhook_response=response)
 
 
-def _handle_from_settings(raw: dict, kind: str, sender: dict | None) -> Outcome:
+def _handle_from_settings(raw: dict, kind: str, sender: dict) -> Outcome:
     """An update whose handler reads nothing but the settings: no session, one reply riding on the answer.
 
     The intake (ledger row, user, flood counter) and the handler share a

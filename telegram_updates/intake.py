@@ -56,7 +56,7 @@ def admit(on: Session | Connection, update_id: int, kind: str, sender: dict | No
 
 
 @contextmanager
-def admitted_alone(engine: Engine, update_id: int, kind: str, sender: dict | None) -> Iterator[int | None]:
+def admitted_alone(engine: Engine, update_id: int, kind: str, sender: dict) -> Iterator[int | None]:
     """``admit`` in a transaction of its own, for an update whose handler needs nothing else from the database.
 
     The block (the handler) runs inside the transaction, which commits when
@@ -65,7 +65,7 @@ def admitted_alone(engine: Engine, update_id: int, kind: str, sender: dict | Non
     in all, where a session makes three.
     """
     with fused_begin.transaction(engine) as transaction:
-        if not transaction.fused or sender is None:
+        if not transaction.fused:
             yield admit(transaction.connection, update_id, kind, sender)
             return
         params = {"update_id": update_id, "kind": kind, **upsert_params(sender, utcnow())}

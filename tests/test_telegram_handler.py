@@ -33,15 +33,17 @@ class StatementLog:
         self._path = cluster.log_path
         self._since = self._path.stat().st_size
 
-    def request_statements(self, first_words: str) -> list[str]:
-        """From the last message that began with ``first_words`` to the next one its backend ran after it."""
+    def request_statements(self, first_words: str, before: int = 0) -> list[str]:
+        """The last message that began with ``first_words`` and the next one its backend ran after it
+        (and the ``before`` ones it ran just before)."""
         with open(self._path, "rb") as log:
             log.seek(self._since)
             entries = [(pid, " ".join(text.split()[:2]).upper())
                        for pid, text in LOGGED.findall(log.read().decode(errors="replace"))]
         start = max(i for i, (_, words) in enumerate(entries) if words.startswith(first_words))
         backend = entries[start][0]
-        return [words for pid, words in entries[start:] if pid == backend][:2]
+        earlier = [words for pid, words in entries[:start] if pid == backend][-before:] if before else []
+        return earlier + [words for pid, words in entries[start:] if pid == backend][:2]
 
 
 @pytest.fixture
@@ -138,3 +140,12 @@ def test_a_statement_timeout_on_the_settings_only_path_is_an_outage_not_a_bug(pg
         blocker.close()
     again = post_update(client, command(30, 70, "/help"))
     assert again.status_code == 200 and again.json["method"] == "sendMessage", "the redelivery is handled"
+
+
+def test_a_private_text_without_a_sender_takes_the_session(statement_log, app, client):
+    update = command(27, 68, "hello there")
+    del update["message"]["from"]  # hostile or odd input: nothing to count a flood window on
+    response = post_update(client, update)
+    assert response.status_code == 200 and response.json["method"] == "sendMessage"
+    assert statement_log.request_statements("INSERT INTO", before=1) == ["BEGIN", "INSERT INTO", "COMMIT"], \
+        "psycopg2's own BEGIN, the ledger claim, COMMIT: a transaction, never an autocommitted claim"
