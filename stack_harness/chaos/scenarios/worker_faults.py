@@ -127,7 +127,7 @@ class FreezeWorker(Scenario):
             blocker.execute("INSERT INTO processed_updates (update_id, kind, processed_at) "
                             "VALUES (%s, 'chaos-blocker', now())", (update_id,))
             record = self._submit_start_with_id(run, update_id)
-            victim = self._worker_waiting_on_ledger(run)
+            victim = self._worker_waiting_on_ledger(run, update_id)
             if victim is None:
                 run.note("no worker blocked on the held ledger row; froze a random worker")
                 return self._freeze(run, run.rng.choice(run.server.worker_pids())), None
@@ -148,12 +148,18 @@ class FreezeWorker(Scenario):
         return record
 
     @staticmethod
-    def _worker_waiting_on_ledger(run: ChaosRun, within: float = 1.5) -> int | None:
-        """The pid of the worker whose connection waits for the held row (before statement_timeout ends it)."""
+    def _worker_waiting_on_ledger(run: ChaosRun, update_id: int, within: float = 1.5) -> int | None:
+        """The pid of the worker whose connection waits for the held row (before statement_timeout ends it).
+
+        Matched by the update's id in the statement (psycopg2 sends values
+        inline): any intake waiting on any lock, a duplicate delivery's say,
+        mentions processed_updates too, and freezing that worker would test nothing.
+        """
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             rows = run.db("SELECT application_name FROM pg_stat_activity WHERE usename = %s "
-                          "AND wait_event_type = 'Lock' AND query ILIKE %s", (SERVER_ROLE, "%processed_updates%"))
+                          "AND wait_event_type = 'Lock' AND query ILIKE %s",
+                          (SERVER_ROLE, f"%INSERT INTO processed_updates%VALUES ({update_id},%"))
             pids = [int(name.rsplit("-", 1)[1]) for (name,) in rows if re.fullmatch(r"bot-worker-\d+", name)]
             if pids:
                 return pids[0]
