@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import platform
-import signal
 import sys
 import tempfile
 from importlib import metadata
@@ -35,6 +34,7 @@ import psutil
 
 from bench import compare_report as report
 from bench.aiogram_venv import AiogramVenvError, ensure_aiogram_venv, pinned_version
+from bench.command import run_command
 from bench.compare_files import ensure_matplotlib, write_json, write_plot
 from bench.compare_options import CompareOptions, parse_args
 from bench.compare_results import TargetResult
@@ -47,14 +47,6 @@ from bench.run_meters import CLUSTER_SETTINGS, enable_statement_counts
 from bench.targets import BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET, postgres_description
 from bench.wrk_load import LoadToolError, write_bodies_file, wrk_version
 from stack_harness.pg_cluster import PgCluster, PgClusterError
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, turned into an exception so every ``with`` block cleans up."""
-
-
-def _raise_interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(f"signal {signum}")
 
 
 def environment_lines(options: CompareOptions, code: str, postgres: str) -> list[str]:
@@ -150,15 +142,7 @@ def _report(options: CompareOptions, environment: list[str], results: list[Targe
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv, description=__doc__.split("\n\n")[0])
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        return run(options)
-    except KeyboardInterrupt:
-        print("\ninterrupted: everything started was stopped", file=sys.stderr)
-        return 130
-    except (LoadToolError, PgClusterError, EmulatorProcessError, AiogramVenvError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(run, options, (LoadToolError, PgClusterError, EmulatorProcessError, AiogramVenvError))
 
 
 if __name__ == "__main__":

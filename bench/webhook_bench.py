@@ -21,7 +21,6 @@ status is 1. See bench/README.md for how to read the output.
 """
 from __future__ import annotations
 
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import psutil
 
 from bench import profiling
+from bench.command import run_command
 from bench.measurement import WARMUP_SECONDS, IdRuns
 from bench.options import Options, parse_args
 from bench.report import code_version, print_report
@@ -36,14 +36,6 @@ from bench.targets import WEBHOOK_SECRET, bench_bare, bench_full
 from bench.wrk_load import LoadToolError, write_bodies_file
 from stack_harness.gunicorn_server import GunicornHarnessError
 from stack_harness.pg_cluster import PgClusterError
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, turned into an exception so every ``with`` block cleans up."""
-
-
-def _raise_interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(f"signal {signum}")
 
 
 def run(options: Options) -> int:
@@ -65,15 +57,7 @@ def run(options: Options) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv, description=__doc__.split("\n\n")[0])
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    try:
-        return run(options)
-    except KeyboardInterrupt:
-        print("\ninterrupted: everything started was stopped", file=sys.stderr)
-        return 130
-    except (LoadToolError, profiling.ProfilerUnavailable, GunicornHarnessError, PgClusterError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(run, options, (LoadToolError, profiling.ProfilerUnavailable, GunicornHarnessError, PgClusterError))
 
 
 if __name__ == "__main__":
