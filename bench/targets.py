@@ -1,6 +1,6 @@
 """The two targets the benchmark measures, one after the other (never at the same time).
 
-bare  bench/bare_app.py under bench/bare_gunicorn.conf.py: POST /webhook -> 200.
+bare  bench/bare_app.py under bench/peers/gunicorn.conf.py: POST /webhook -> 200.
 full  the Procfile's web process on a fresh database of a throwaway PostgreSQL,
       with the Bot API emulator as Telegram.
 """

@@ -6,7 +6,7 @@ Run from the repository root::
 
 Two targets, one after the other, never at the same time:
 
-bare  bench/bare_app.py under bench/bare_gunicorn.conf.py: POST /webhook -> 200.
+bare  bench/bare_app.py under bench/peers/gunicorn.conf.py: POST /webhook -> 200.
       The most this machine can do with Flask + gunicorn gthread of this shape.
 full  the Procfile's web process (stack_harness.gunicorn_server.GunicornServer) on a
       fresh database of a throwaway PostgreSQL (stack_harness.pg_cluster.PgCluster), with the
