@@ -25,7 +25,7 @@ def dialect_name(on: Session | Connection) -> str:
 
 def insert_for(session: Session, table):
     """The dialect's insert construct, which knows ``on_conflict_do_*``."""
-    return _INSERTS[session.get_bind().dialect.name](table)
+    return _INSERTS[dialect_name(session)](table)
 
 
 def run_prepared(on: Session | Connection, name: str, build: Callable[[Callable], Executable], params: dict):

@@ -50,16 +50,21 @@ class Replies:
             if call is not rider:
                 jobs.enqueue_call(session, call.method, call.params, chat_id=call.chat_id,
                                     source_update_id=self.update_id)
-        return {"method": rider.method, **rider.params} if rider else None
+        return _webhook_response(rider)
 
     def rider_alone(self) -> dict | None:
-        """The webhook response, for an update handled outside a transaction: no call may need the outbox."""
+        """The webhook response, for an update handled without the session: no call may go to the outbox."""
         rider = self._pick_rider()
         if any(call is not rider for call in self.calls):
             raise ValueError(f"update {self.update_id}: {len(self.calls)} calls, and only one can ride on the answer")
-        return {"method": rider.method, **rider.params} if rider else None
+        return _webhook_response(rider)
 
     def _pick_rider(self) -> Call | None:
         if len(self.calls) == 1 and self.calls[0].method in RIDEABLE:
             return self.calls[0]
         return next((call for call in self.calls if call.method in ORDER_FREE), None)
+
+
+def _webhook_response(rider: Call | None) -> dict | None:
+    """The call as the body of the webhook answer, which Telegram executes."""
+    return {"method": rider.method, **rider.params} if rider else None
